@@ -1,0 +1,91 @@
+//! Test harness: a real PostgreSQL for tests, one fresh database per test.
+//!
+//! Uses `DATABASE_URL` (a role that may create databases) when it is set;
+//! otherwise starts one throwaway cluster per test process from the
+//! machine's server binaries (see [`crate::cluster`]), which goes away with
+//! the process. Enabled by the `testkit` feature; not for production code.
+
+use std::path::PathBuf;
+
+use sqlx::migrate::MigrateDatabase;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::cluster::{ClusterOptions, LocalCluster};
+use crate::db::{Db, DbConfig};
+
+static CLUSTER: OnceCell<LocalCluster> = OnceCell::const_new();
+
+/// A migrated database of its own for one test.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub db: Db,
+    /// Owner URL (migrations, admin).
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    /// The runtime config for services under test.
+    pub fn config(&self) -> DbConfig {
+        DbConfig::new(self.url.clone())
+    }
+
+    /// Drops the database (best effort; throwaway clusters vanish anyway).
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if std::env::var("DATABASE_URL").is_ok() {
+            let _ = sqlx::Postgres::drop_database(&self.url).await;
+        }
+    }
+}
+
+/// The admin URL for database `name`.
+async fn url_for(name: &str) -> String {
+    if let Ok(base) = std::env::var("DATABASE_URL") {
+        return match base.rfind('/') {
+            Some(i) if base[..i].contains("://") && i > base.find("://").map_or(0, |j| j + 2) => {
+                let query = base[i..].find('?').map(|q| &base[i + q..]).unwrap_or("");
+                format!("{}/{}{}", &base[..i], name, query)
+            }
+            _ => format!("{}/{}", base.trim_end_matches('/'), name),
+        };
+    }
+    let cluster = CLUSTER
+        .get_or_try_init(|| async {
+            let dir: PathBuf = std::env::temp_dir().join(format!("mp-test-pg-{}", Uuid::new_v4().simple()));
+            LocalCluster::start(ClusterOptions {
+                data_dir: dir,
+                port: None,
+                persistent: false,
+            })
+            .await
+        })
+        .await;
+    match cluster {
+        Ok(c) => c.url(name),
+        Err(e) => panic!("cannot start a PostgreSQL for tests (set DATABASE_URL to use an existing one): {e}"),
+    }
+}
+
+/// Creates and migrates a fresh database for one test.
+pub async fn test_db() -> TestDb {
+    let name = format!("mp_test_{}", Uuid::new_v4().simple());
+    let url = url_for(&name).await;
+    if let Err(e) = sqlx::Postgres::create_database(&url).await {
+        panic!("cannot create test database {name}: {e}");
+    }
+    if let Err(e) = Db::migrate(&url).await {
+        panic!("migrations failed on {name}: {e}");
+    }
+    let db = match Db::connect(&DbConfig {
+        max_connections: 8,
+        ..DbConfig::new(url.clone())
+    })
+    .await
+    {
+        Ok(db) => db,
+        Err(e) => panic!("cannot connect to {name}: {e}"),
+    };
+    TestDb { db, url, name }
+}
