@@ -175,7 +175,8 @@ impl Detector {
         let stuck = self.track_stuck(value);
         let base = self.baseline();
         let z = base.map(|(med, scale)| (value - med) / scale);
-        let out_of_range = self.limits.0.is_some_and(|lo| value < lo) || self.limits.1.is_some_and(|hi| value > hi);
+        let out_of_range =
+            self.limits.0.is_some_and(|lo| value < lo) || self.limits.1.is_some_and(|hi| value > hi);
         let anomalous_kind = if out_of_range {
             Some(AnomalyKind::OutOfRange)
         } else if stuck {
@@ -187,7 +188,11 @@ impl Detector {
                 _ => None,
             }
         };
-        let score = if stuck && !out_of_range { self.same_run as f64 } else { z.map(f64::abs).unwrap_or(0.0) };
+        let score = if stuck && !out_of_range {
+            self.same_run as f64
+        } else {
+            z.map(f64::abs).unwrap_or(0.0)
+        };
 
         let Some(mut ep) = self.episode.take() else {
             let Some(kind) = anomalous_kind else {
@@ -340,14 +345,26 @@ mod tests {
     fn spike_is_one_episode() {
         let sig = run((0..400).map(|i| 50.0 + noise(i) + if i == 200 { 15.0 } else { 0.0 }));
         assert_eq!(sig.len(), 2, "{sig:?}");
-        assert!(matches!(sig[0], (200, Signal::Opened { kind: AnomalyKind::High, .. })));
+        assert!(matches!(
+            sig[0],
+            (
+                200,
+                Signal::Opened {
+                    kind: AnomalyKind::High,
+                    ..
+                }
+            )
+        ));
         assert!(matches!(sig[1].1, Signal::Closed { points: 1, .. }));
     }
 
     #[test]
     fn step_is_one_episode_then_the_new_normal() {
         let sig = run((0..1000).map(|i| 50.0 + noise(i) + if i >= 300 { 20.0 } else { 0.0 }));
-        let opened = sig.iter().filter(|(_, s)| matches!(s, Signal::Opened { .. })).count();
+        let opened = sig
+            .iter()
+            .filter(|(_, s)| matches!(s, Signal::Opened { .. }))
+            .count();
         assert_eq!(opened, 1, "{sig:?}");
         assert!(matches!(sig.last(), Some((_, Signal::Closed { .. }))));
     }
@@ -356,7 +373,13 @@ mod tests {
     fn stuck_sensor_is_detected_once() {
         // A stuck sensor freezes at its last good value.
         let frozen = 50.0 + noise(199);
-        let sig = run((0..600).map(|i| if (200..400).contains(&i) { frozen } else { 50.0 + noise(i) }));
+        let sig = run((0..600).map(|i| {
+            if (200..400).contains(&i) {
+                frozen
+            } else {
+                50.0 + noise(i)
+            }
+        }));
         let kinds: Vec<_> = sig
             .iter()
             .filter_map(|(_, s)| match s {
@@ -366,13 +389,22 @@ mod tests {
             .collect();
         assert!(kinds.contains(&AnomalyKind::Stuck), "{sig:?}");
         assert_eq!(kinds, vec![AnomalyKind::Stuck], "only the stuck episode: {sig:?}");
-        assert!(matches!(sig.last(), Some((_, Signal::Closed { .. }))), "it ends when values move again");
+        assert!(
+            matches!(sig.last(), Some((_, Signal::Closed { .. }))),
+            "it ends when values move again"
+        );
     }
 
     #[test]
     fn limits_raise_out_of_range() {
         let mut d = Detector::new(DetectorConfig::default(), Some(0.0), Some(100.0));
-        assert!(matches!(d.observe(t(0), 120.0), Some(Signal::Opened { kind: AnomalyKind::OutOfRange, .. })));
+        assert!(matches!(
+            d.observe(t(0), 120.0),
+            Some(Signal::Opened {
+                kind: AnomalyKind::OutOfRange,
+                ..
+            })
+        ));
     }
 
     #[test]

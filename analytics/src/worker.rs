@@ -107,28 +107,36 @@ async fn pass(
 ) -> Result<(), AnalyticsError> {
     let tenant = Tenant::system(org, "analytics");
     let mut tx = db.tenant(org).await?;
-    let stale = orgs.get(&org).is_none_or(|s| s.loaded_at.elapsed() > SENSOR_REFRESH);
+    let stale = orgs
+        .get(&org)
+        .is_none_or(|s| s.loaded_at.elapsed() > SENSOR_REFRESH);
     if stale {
         let previous = orgs.remove(&org).map(|s| s.sensors).unwrap_or_default();
         let sensors = load(&mut tx, config, previous).await?;
-        orgs.insert(org, OrgState { sensors, loaded_at: Instant::now() });
+        orgs.insert(
+            org,
+            OrgState {
+                sensors,
+                loaded_at: Instant::now(),
+            },
+        );
     }
-    let Some(state) = orgs.get_mut(&org) else { return Ok(()) };
+    let Some(state) = orgs.get_mut(&org) else {
+        return Ok(());
+    };
     if state.sensors.is_empty() {
         return Ok(());
     }
 
-    let (ids, cursors): (Vec<Uuid>, Vec<DateTime<Utc>>) = state
-        .sensors
-        .values()
-        .map(|s| (s.ctx.id, s.cursor.unwrap_or(DateTime::<Utc>::MIN_UTC)))
-        .unzip();
+    // No cursor yet (NULL): start from the sensor's first reading.
+    let (ids, cursors): (Vec<Uuid>, Vec<Option<DateTime<Utc>>>) =
+        state.sensors.values().map(|s| (s.ctx.id, s.cursor)).unzip();
     let rows: Vec<(Uuid, DateTime<Utc>, f64)> = sqlx::query_as(
         "SELECT r.sensor_id, r.ts, r.value
          FROM unnest($1::uuid[], $2::timestamptz[]) AS c(sensor_id, last_ts)
          CROSS JOIN LATERAL (
              SELECT sensor_id, ts, value FROM readings r
-             WHERE r.sensor_id = c.sensor_id AND r.ts > c.last_ts
+             WHERE r.sensor_id = c.sensor_id AND (c.last_ts IS NULL OR r.ts > c.last_ts)
              ORDER BY r.ts LIMIT $3
          ) r
          ORDER BY r.sensor_id, r.ts",
@@ -144,7 +152,9 @@ async fn pass(
 
     let mut moved: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     for (sensor_id, ts, value) in &rows {
-        let Some(s) = state.sensors.get_mut(sensor_id) else { continue };
+        let Some(s) = state.sensors.get_mut(sensor_id) else {
+            continue;
+        };
         moved.insert(*sensor_id, *ts);
         s.cursor = Some(*ts);
         if let Some(signal) = s.detector.observe(*ts, *value) {

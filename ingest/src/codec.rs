@@ -41,7 +41,14 @@ pub struct Topic<'a> {
 
 pub fn parse_topic(topic: &str) -> Result<Topic<'_>, Rejection> {
     let mut parts = topic.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
         (Some("mp"), Some("v1"), Some(org), Some(device), Some("telemetry"), None)
             if !org.is_empty() && !device.is_empty() =>
         {
@@ -83,7 +90,11 @@ pub const MAX_SAMPLES_PER_PAYLOAD: usize = 10_000;
 /// Decodes a payload into samples. Shape and timestamp errors reject the
 /// whole payload; a bad value rejects only that metric (reported in the
 /// sample, so the rest of the message is still stored).
-pub fn decode(payload: &[u8], now: DateTime<Utc>, max_future_skew: chrono::Duration) -> Result<Vec<Sample>, Rejection> {
+pub fn decode(
+    payload: &[u8],
+    now: DateTime<Utc>,
+    max_future_skew: chrono::Duration,
+) -> Result<Vec<Sample>, Rejection> {
     let body: Body = serde_json::from_slice(payload).map_err(|e| {
         Rejection::new(
             MALFORMED_PAYLOAD,
@@ -100,21 +111,31 @@ pub fn decode(payload: &[u8], now: DateTime<Utc>, max_future_skew: chrono::Durat
     if raw.len() > MAX_SAMPLES_PER_PAYLOAD {
         return Err(Rejection::new(
             MALFORMED_PAYLOAD,
-            format!("batch of {} messages exceeds {MAX_SAMPLES_PER_PAYLOAD}", raw.len()),
+            format!(
+                "batch of {} messages exceeds {MAX_SAMPLES_PER_PAYLOAD}",
+                raw.len()
+            ),
         ));
     }
     raw.into_iter()
         .enumerate()
         .map(|(i, m)| {
-            let ts = parse_ts(&m.ts).map_err(|d| Rejection::new(BAD_TIMESTAMP, format!("message {i}: {d}")))?;
+            let ts =
+                parse_ts(&m.ts).map_err(|d| Rejection::new(BAD_TIMESTAMP, format!("message {i}: {d}")))?;
             if ts - now > max_future_skew {
                 return Err(Rejection::new(
                     FUTURE_TIMESTAMP,
-                    format!("message {i}: {ts} is more than {}s ahead of the server clock", max_future_skew.num_seconds()),
+                    format!(
+                        "message {i}: {ts} is more than {}s ahead of the server clock",
+                        max_future_skew.num_seconds()
+                    ),
                 ));
             }
             if m.metrics.is_empty() {
-                return Err(Rejection::new(MALFORMED_PAYLOAD, format!("message {i}: no metrics")));
+                return Err(Rejection::new(
+                    MALFORMED_PAYLOAD,
+                    format!("message {i}: no metrics"),
+                ));
             }
             let metrics = m
                 .metrics
@@ -141,7 +162,9 @@ fn parse_ts(v: &serde_json::Value) -> Result<DateTime<Utc>, String> {
             .as_i64()
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
             .ok_or_else(|| format!("{n} is not a valid epoch-milliseconds timestamp")),
-        other => Err(format!("ts must be an RFC 3339 string or epoch milliseconds, got {other}")),
+        other => Err(format!(
+            "ts must be an RFC 3339 string or epoch milliseconds, got {other}"
+        )),
     }
 }
 
@@ -161,8 +184,19 @@ mod tests {
 
     #[test]
     fn topic() {
-        assert_eq!(parse_topic("mp/v1/acme/gw-1/telemetry").unwrap(), Topic { org: "acme", device: "gw-1" });
-        for bad in ["mp/v1/acme/telemetry", "mp/v1//gw/telemetry", "mp/v2/a/b/telemetry", "mp/v1/a/b/telemetry/x"] {
+        assert_eq!(
+            parse_topic("mp/v1/acme/gw-1/telemetry").unwrap(),
+            Topic {
+                org: "acme",
+                device: "gw-1"
+            }
+        );
+        for bad in [
+            "mp/v1/acme/telemetry",
+            "mp/v1//gw/telemetry",
+            "mp/v2/a/b/telemetry",
+            "mp/v1/a/b/telemetry/x",
+        ] {
             assert_eq!(parse_topic(bad).unwrap_err().reason, BAD_TOPIC, "{bad}");
         }
     }
@@ -174,23 +208,49 @@ mod tests {
         assert_eq!(one[0].metrics.len(), 2);
         let batch = dec(r#"[{"ts":1795000000000,"metrics":{"t":1}},{"ts":"2026-11-24T11:00:00+01:00","metrics":{"t":2}}]"#).unwrap();
         assert_eq!(batch.len(), 2);
-        assert_eq!(batch[1].ts, "2026-11-24T10:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            batch[1].ts,
+            "2026-11-24T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
     }
 
     #[test]
     fn rejections() {
         assert_eq!(dec("not json").unwrap_err().reason, MALFORMED_PAYLOAD);
         assert_eq!(dec("[]").unwrap_err().reason, MALFORMED_PAYLOAD);
-        assert_eq!(dec(r#"{"ts":"2026-11-24T11:00:00Z","metrics":{}}"#).unwrap_err().reason, MALFORMED_PAYLOAD);
-        assert_eq!(dec(r#"{"ts":"yesterday","metrics":{"t":1}}"#).unwrap_err().reason, BAD_TIMESTAMP);
-        assert_eq!(dec(r#"{"ts":"2027-01-01T00:00:00Z","metrics":{"t":1}}"#).unwrap_err().reason, FUTURE_TIMESTAMP);
-        assert_eq!(dec(r#"{"ts":"2026-11-24T11:00:00Z","metrics":{"t":1},"x":1}"#).unwrap_err().reason, MALFORMED_PAYLOAD);
+        assert_eq!(
+            dec(r#"{"ts":"2026-11-24T11:00:00Z","metrics":{}}"#)
+                .unwrap_err()
+                .reason,
+            MALFORMED_PAYLOAD
+        );
+        assert_eq!(
+            dec(r#"{"ts":"yesterday","metrics":{"t":1}}"#).unwrap_err().reason,
+            BAD_TIMESTAMP
+        );
+        assert_eq!(
+            dec(r#"{"ts":"2027-01-01T00:00:00Z","metrics":{"t":1}}"#)
+                .unwrap_err()
+                .reason,
+            FUTURE_TIMESTAMP
+        );
+        assert_eq!(
+            dec(r#"{"ts":"2026-11-24T11:00:00Z","metrics":{"t":1},"x":1}"#)
+                .unwrap_err()
+                .reason,
+            MALFORMED_PAYLOAD
+        );
     }
 
     #[test]
     fn non_numeric_value_rejects_only_that_metric() {
         let s = dec(r#"{"ts":"2026-11-24T11:00:00Z","metrics":{"t":"hot","v":3.5,"n":null}}"#).unwrap();
-        let bad: Vec<_> = s[0].metrics.iter().filter(|(_, v)| v.is_err()).map(|(n, _)| n.as_str()).collect();
+        let bad: Vec<_> = s[0]
+            .metrics
+            .iter()
+            .filter(|(_, v)| v.is_err())
+            .map(|(n, _)| n.as_str())
+            .collect();
         assert_eq!(bad, vec!["n", "t"]);
         assert!(s[0].metrics.iter().any(|(n, v)| n == "v" && *v == Ok(3.5)));
     }

@@ -56,7 +56,8 @@ impl IngestStats {
 
     pub(crate) fn batch_committed(&self, stored: u64, offered: u64, dead: u64, latencies_ms: &[i64]) {
         self.readings.fetch_add(stored, Ordering::Relaxed);
-        self.duplicates.fetch_add(offered.saturating_sub(stored), Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(offered.saturating_sub(stored), Ordering::Relaxed);
         self.dead_letters.fetch_add(dead, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut h) = self.latency_ms.lock() {
@@ -91,4 +92,3 @@ impl IngestStats {
         }
     }
 }
-

@@ -56,7 +56,12 @@ const HIT_TTL: Duration = Duration::from_secs(30);
 const MISS_TTL: Duration = Duration::from_secs(3);
 
 impl Registry {
-    async fn get(&mut self, org: &str, device: &str, refresh: bool) -> Result<Option<Arc<ResolvedDevice>>, ModelError> {
+    async fn get(
+        &mut self,
+        org: &str,
+        device: &str,
+        refresh: bool,
+    ) -> Result<Option<Arc<ResolvedDevice>>, ModelError> {
         let key = (org.to_string(), device.to_string());
         if let Some((entry, at)) = self.cache.get(&key) {
             let ttl = if entry.is_some() { HIT_TTL } else { MISS_TTL };
@@ -136,14 +141,21 @@ async fn accept(registry: &mut Registry, publish: &Publish, skew: chrono::Durati
         }
     };
     let Some(mut device) = device else {
-        let org = maintainpro_models::organizations::id_by_slug(&registry.db, topic.org).await.ok().flatten();
+        let org = maintainpro_models::organizations::id_by_slug(&registry.db, topic.org)
+            .await
+            .ok()
+            .flatten();
         let detail = format!("no device '{}' in organization '{}'", topic.device, topic.org);
-        return batch.dead.push(dead(org, Rejection::new(codec::UNKNOWN_DEVICE, detail)));
+        return batch
+            .dead
+            .push(dead(org, Rejection::new(codec::UNKNOWN_DEVICE, detail)));
     };
     let org = Some(device.organization_id);
     if !device.active {
         let detail = format!("device '{}' is deactivated", topic.device);
-        return batch.dead.push(dead(org, Rejection::new(codec::INACTIVE_DEVICE, detail)));
+        return batch
+            .dead
+            .push(dead(org, Rejection::new(codec::INACTIVE_DEVICE, detail)));
     }
     let samples = match codec::decode(&publish.payload, Utc::now(), skew) {
         Ok(s) => s,
@@ -176,19 +188,34 @@ async fn accept(registry: &mut Registry, publish: &Publish, skew: chrono::Durati
         }
     }
     if !invalid.is_empty() {
-        batch.dead.push(dead(org, Rejection::new(codec::INVALID_VALUE, invalid.join("; "))));
+        batch.dead.push(dead(
+            org,
+            Rejection::new(codec::INVALID_VALUE, invalid.join("; ")),
+        ));
     }
     if !unknown.is_empty() {
         unknown.sort();
         unknown.dedup();
-        let detail = format!("device '{}' has no sensor for metric(s): {}", topic.device, unknown.join(", "));
-        batch.dead.push(dead(org, Rejection::new(codec::UNKNOWN_SENSOR, detail)));
+        let detail = format!(
+            "device '{}' has no sensor for metric(s): {}",
+            topic.device,
+            unknown.join(", ")
+        );
+        batch
+            .dead
+            .push(dead(org, Rejection::new(codec::UNKNOWN_SENSOR, detail)));
     }
 }
 
 /// Commits the batch (retrying while the database is unavailable), then
 /// acknowledges its messages.
-async fn flush(db: &Db, client: &AsyncClient, stats: &IngestStats, batch: &mut Batch, shutdown: &CancellationToken) {
+async fn flush(
+    db: &Db,
+    client: &AsyncClient,
+    stats: &IngestStats,
+    batch: &mut Batch,
+    shutdown: &CancellationToken,
+) {
     if batch.is_empty() {
         batch.started = None;
         return;
@@ -211,7 +238,11 @@ async fn flush(db: &Db, client: &AsyncClient, stats: &IngestStats, batch: &mut B
     };
     if let Some(stored) = stored {
         let now = Utc::now();
-        let lat: Vec<i64> = batch.rows.iter().map(|r| (now - r.ts).num_milliseconds()).collect();
+        let lat: Vec<i64> = batch
+            .rows
+            .iter()
+            .map(|r| (now - r.ts).num_milliseconds())
+            .collect();
         stats.batch_committed(stored, batch.rows.len() as u64, batch.dead.len() as u64, &lat);
         for (reason, n) in count_reasons(&batch.dead) {
             tracing::warn!(reason, count = n, "dead-lettered telemetry");
@@ -266,7 +297,9 @@ pub async fn commit(db: &Db, rows: &[Row], dead: &[NewDeadLetter]) -> Result<u64
                 orgs.push(r.organization_id);
             }
         }
-        let mut copy = tx.copy_in_raw("COPY readings_stage FROM STDIN (FORMAT text)").await?;
+        let mut copy = tx
+            .copy_in_raw("COPY readings_stage FROM STDIN (FORMAT text)")
+            .await?;
         copy.send(buf.into_bytes()).await?;
         copy.finish().await?;
         for org in orgs {

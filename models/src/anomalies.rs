@@ -64,7 +64,8 @@ pub struct AnomalyFilter {
     pub limit: Option<i64>,
 }
 
-const COLUMNS: &str = "id, sensor_id, equipment_id, kind, detector, status, severity, score, started_at, ended_at, \
+const COLUMNS: &str =
+    "id, sensor_id, equipment_id, kind, detector, status, severity, score, started_at, ended_at, \
      peak_value, baseline, points, details, work_order_id, created_at";
 
 pub async fn open(tx: &mut Tx, tenant: &Tenant, new: NewAnomaly) -> Result<Anomaly> {
@@ -93,13 +94,15 @@ pub async fn open(tx: &mut Tx, tenant: &Tenant, new: NewAnomaly) -> Result<Anoma
 
 /// Records more anomalous points in an open episode.
 pub async fn extend(tx: &mut Tx, id: Uuid, points: i32, score: f64, peak_value: f64) -> Result<()> {
-    sqlx::query("UPDATE anomalies SET points = $2, score = greatest(score, $3), peak_value = $4 WHERE id = $1")
-        .bind(id)
-        .bind(points)
-        .bind(score)
-        .bind(peak_value)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE anomalies SET points = $2, score = greatest(score, $3), peak_value = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(points)
+    .bind(score)
+    .bind(peak_value)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -137,9 +140,11 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Anomaly> {
 
 /// Open episodes, to resume detection state after a restart.
 pub async fn list_open(tx: &mut Tx) -> Result<Vec<Anomaly>> {
-    Ok(sqlx::query_as::<_, Anomaly>(&format!("SELECT {COLUMNS} FROM anomalies WHERE status = 'open'"))
-        .fetch_all(&mut **tx)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, Anomaly>(&format!("SELECT {COLUMNS} FROM anomalies WHERE status = 'open'"))
+            .fetch_all(&mut **tx)
+            .await?,
+    )
 }
 
 pub async fn list(tx: &mut Tx, filter: &AnomalyFilter) -> Result<Page<Anomaly>> {
@@ -166,5 +171,8 @@ pub async fn list(tx: &mut Tx, filter: &AnomalyFilter) -> Result<Page<Anomaly>> 
     .bind(limit + 1)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(page::paginate(rows, limit, |a| Cursor { at: a.started_at, id: a.id }))
+    Ok(page::paginate(rows, limit, |a| Cursor {
+        at: a.started_at,
+        id: a.id,
+    }))
 }

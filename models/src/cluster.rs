@@ -222,10 +222,8 @@ impl fmt::Debug for LocalCluster {
 impl LocalCluster {
     /// Initialise (if needed) and start the cluster, waiting until it accepts connections.
     pub async fn start(opts: ClusterOptions) -> Result<LocalCluster, ClusterError> {
-        let data_dir = std::path::absolute(&opts.data_dir).map_err(io_err(format!(
-            "resolving data dir {}",
-            opts.data_dir.display()
-        )))?;
+        let data_dir = std::path::absolute(&opts.data_dir)
+            .map_err(io_err(format!("resolving data dir {}", opts.data_dir.display())))?;
         let result = start_inner(&opts, &data_dir).await;
         if let Err(err) = &result {
             let foreign = matches!(
@@ -405,9 +403,7 @@ pub fn find_bindir() -> Result<PathBuf, ClusterError> {
 }
 
 fn parse_version(name: &str) -> Option<Vec<u64>> {
-    name.split('.')
-        .map(|part| part.parse::<u64>().ok())
-        .collect()
+    name.split('.').map(|part| part.parse::<u64>().ok()).collect()
 }
 
 /// `bindir/name` when present, else `name` (looked up on PATH).
@@ -436,8 +432,7 @@ async fn start_inner(opts: &ClusterOptions, data_dir: &Path) -> Result<LocalClus
             }
             None => pick_free_port()?,
         };
-        let password =
-            prepare_data_dir(&bindir, data_dir, opts.persistent, run_as.as_ref()).await?;
+        let password = prepare_data_dir(&bindir, data_dir, opts.persistent, run_as.as_ref()).await?;
         clear_stale_pid_file(data_dir).await?;
         match launch(
             &bindir,
@@ -518,9 +513,7 @@ async fn prepare_data_dir(
         .map_err(io_err(ctx("chmod 0700")))?;
     if let Some(run_as) = run_as {
         make_ancestors_traversable(data_dir).await?;
-        let meta = tokio::fs::metadata(data_dir)
-            .await
-            .map_err(io_err(ctx("stat")))?;
+        let meta = tokio::fs::metadata(data_dir).await.map_err(io_err(ctx("stat")))?;
         if meta.uid() != run_as.uid || meta.gid() != run_as.gid {
             run_as.chown_recursive(data_dir).await?;
         }
@@ -604,10 +597,7 @@ async fn run_initdb(
         if out.status.success() {
             return Ok(());
         }
-        transcript.push_str(&format!(
-            "initdb --locale={locale}: {}\n",
-            output_text(&out)
-        ));
+        transcript.push_str(&format!("initdb --locale={locale}: {}\n", output_text(&out)));
         tracing::warn!(locale, "initdb failed; retrying with another locale if any");
         // initdb cleans the directory's contents on failure; make sure before retrying.
         if data_dir.join("PG_VERSION").exists() {
@@ -641,9 +631,7 @@ async fn clear_stale_pid_file(data_dir: &Path) -> Result<(), ClusterError> {
                 match tokio::fs::remove_file(&pid_file).await {
                     Ok(()) => return Ok(()),
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                    Err(err) => {
-                        return Err(io_err(format!("removing {}", pid_file.display()))(err))
-                    }
+                    Err(err) => return Err(io_err(format!("removing {}", pid_file.display()))(err)),
                 }
             }
             // A previous owner that was just killed may still be shutting down: give it a moment.
@@ -669,8 +657,7 @@ fn is_live_postgres(pid: u32) -> bool {
     let state = stat
         .get(close + 1..)
         .and_then(|rest| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X'))
-        && (comm.starts_with("postgres") || comm.starts_with("postmaster"))
+    !matches!(state, Some('Z' | 'X')) && (comm.starts_with("postgres") || comm.starts_with("postmaster"))
 }
 
 async fn launch(
@@ -702,25 +689,16 @@ async fn launch(
         "shared_buffers=128MB",
     ];
     if !persistent {
-        settings.extend([
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
-        ]);
+        settings.extend(["fsync=off", "synchronous_commit=off", "full_page_writes=off"]);
     }
     for setting in settings {
         pg.push("-c".into());
         pg.push(setting.into());
     }
-    let supervisor_args: Vec<OsString> = [
-        "/bin/sh",
-        "-c",
-        SUPERVISOR_SCRIPT,
-        "maintainpro-pg-supervisor",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
+    let supervisor_args: Vec<OsString> = ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "maintainpro-pg-supervisor"]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
     let argv: Vec<OsString> = match run_as {
         // `setpriv` execs postgres, so the supervisor (root) signals the postmaster itself.
         Some(run_as) if !run_as.supervise_as_user => supervisor_args
@@ -729,26 +707,17 @@ async fn launch(
             .collect(),
         // `runuser` forks and does not forward SIGINT from a background job: run the whole
         // supervisor as the postgres user instead.
-        Some(run_as) => wrap(
-            Some(run_as),
-            supervisor_args.into_iter().chain(pg).collect(),
-        ),
+        Some(run_as) => wrap(Some(run_as), supervisor_args.into_iter().chain(pg).collect()),
         None => supervisor_args.into_iter().chain(pg).collect(),
     };
     let Some((program, args)) = argv.split_first() else {
-        return Err(startup_error(
-            "empty supervisor command line",
-            String::new(),
-        ));
+        return Err(startup_error("empty supervisor command line", String::new()));
     };
 
     let mut cmd = StdCommand::new(program);
     cmd.args(args)
         .env("MP_PG_LOG", &log_path)
-        .env(
-            "MP_PG_CLEANUP",
-            if persistent { Path::new("") } else { data_dir },
-        )
+        .env("MP_PG_CLEANUP", if persistent { Path::new("") } else { data_dir })
         .current_dir(data_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -760,10 +729,7 @@ async fn launch(
     let shutdown_pipe = supervisor.stdin.take();
     let Some(stdout) = supervisor.stdout.take() else {
         let _ = shutdown(&mut supervisor, shutdown_pipe, 0, data_dir).await;
-        return Err(startup_error(
-            "supervisor has no stdout pipe",
-            String::new(),
-        ));
+        return Err(startup_error("supervisor has no stdout pipe", String::new()));
     };
     tracing::debug!(port, data_dir = %data_dir.display(), "spawned postgres");
 
@@ -845,9 +811,7 @@ fn open_log(log_path: &Path) -> Result<std::fs::File, ClusterError> {
     Ok(log)
 }
 
-async fn read_pid_line(
-    stdout: ChildStdout,
-) -> Result<(BufReader<ChildStdout>, String), ClusterError> {
+async fn read_pid_line(stdout: ChildStdout) -> Result<(BufReader<ChildStdout>, String), ClusterError> {
     let task = tokio::task::spawn_blocking(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
@@ -855,9 +819,7 @@ async fn read_pid_line(
     });
     match tokio::time::timeout(Duration::from_secs(10), task).await {
         Ok(Ok(Ok(read))) => Ok(read),
-        Ok(Ok(Err(err))) => Err(io_err("reading the postmaster pid from the supervisor")(
-            err,
-        )),
+        Ok(Ok(Err(err))) => Err(io_err("reading the postmaster pid from the supervisor")(err)),
         Ok(Err(join)) => Err(startup_error(
             &format!("pid reader task failed: {join}"),
             String::new(),
@@ -1179,12 +1141,9 @@ async fn make_ancestors_traversable(data_dir: &Path) -> Result<(), ClusterError>
         let mode = meta.permissions().mode();
         if mode & 0o001 == 0 {
             tracing::warn!(dir = %dir.display(), "adding o+x so the postgres user can reach the data dir");
-            tokio::fs::set_permissions(
-                dir,
-                std::fs::Permissions::from_mode((mode | 0o001) & 0o7777),
-            )
-            .await
-            .map_err(io_err(format!("chmod o+x {}", dir.display())))?;
+            tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode((mode | 0o001) & 0o7777))
+                .await
+                .map_err(io_err(format!("chmod o+x {}", dir.display())))?;
         }
     }
     Ok(())

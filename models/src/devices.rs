@@ -116,15 +116,20 @@ pub async fn get_device(tx: &mut Tx, id: Uuid) -> Result<Device> {
 }
 
 pub async fn list_devices(tx: &mut Tx) -> Result<Vec<Device>> {
-    Ok(sqlx::query_as::<_, Device>(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name"))
-        .fetch_all(&mut **tx)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, Device>(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name"))
+            .fetch_all(&mut **tx)
+            .await?,
+    )
 }
 
 pub async fn create_sensor(tx: &mut Tx, tenant: &Tenant, new: NewSensor) -> Result<Sensor> {
     let mut errors = Vec::new();
     if !valid_name(&new.metric) {
-        errors.push(FieldError::new("metric", "1-64 characters of letters, digits, '_', '.', '-'"));
+        errors.push(FieldError::new(
+            "metric",
+            "1-64 characters of letters, digits, '_', '.', '-'",
+        ));
     }
     if let (Some(lo), Some(hi)) = (new.min_value, new.max_value) {
         if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
@@ -145,7 +150,10 @@ pub async fn create_sensor(tx: &mut Tx, tenant: &Tenant, new: NewSensor) -> Resu
     equipment::get(tx, new.equipment_id)
         .await
         .map_err(|_| ModelError::invalid("equipment_id", "no such equipment"))?;
-    let name = new.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| new.metric.clone());
+    let name = new
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| new.metric.clone());
     let sensor = sqlx::query_as::<_, Sensor>(&format!(
         "INSERT INTO sensors (id, organization_id, device_id, equipment_id, metric, name, unit, min_value, max_value)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {SENSOR_COLUMNS}"
@@ -178,7 +186,11 @@ pub async fn get_sensor(tx: &mut Tx, id: Uuid) -> Result<Sensor> {
         .ok_or(ModelError::NotFound("sensor"))
 }
 
-pub async fn list_sensors(tx: &mut Tx, equipment_id: Option<Uuid>, device_id: Option<Uuid>) -> Result<Vec<Sensor>> {
+pub async fn list_sensors(
+    tx: &mut Tx,
+    equipment_id: Option<Uuid>,
+    device_id: Option<Uuid>,
+) -> Result<Vec<Sensor>> {
     Ok(sqlx::query_as::<_, Sensor>(&format!(
         "SELECT {SENSOR_COLUMNS} FROM sensors
          WHERE ($1::uuid IS NULL OR equipment_id = $1) AND ($2::uuid IS NULL OR device_id = $2)
@@ -207,13 +219,12 @@ pub async fn resolve(db: &Db, org_slug: &str, device: &str) -> Result<Option<Res
         device_id: Uuid,
         active: bool,
     }
-    let Some(row) = sqlx::query_as::<_, Row>(
-        "SELECT organization_id, device_id, active FROM mp_resolve_device($1, $2)",
-    )
-    .bind(org_slug)
-    .bind(device)
-    .fetch_optional(db.pool())
-    .await?
+    let Some(row) =
+        sqlx::query_as::<_, Row>("SELECT organization_id, device_id, active FROM mp_resolve_device($1, $2)")
+            .bind(org_slug)
+            .bind(device)
+            .fetch_optional(db.pool())
+            .await?
     else {
         return Ok(None);
     };

@@ -63,7 +63,10 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewEquipment) -> Result<E
     }
     let criticality = new.criticality.as_deref().unwrap_or("medium");
     if !CRITICALITIES.contains(&criticality) {
-        errors.push(FieldError::new("criticality", "must be one of low, medium, high, critical"));
+        errors.push(FieldError::new(
+            "criticality",
+            "must be one of low, medium, high, critical",
+        ));
     }
     if !errors.is_empty() {
         return Err(ModelError::Validation(errors));
@@ -108,7 +111,12 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Equipment> {
 
 /// Equipment list with optional search over name, tag and location.
 pub async fn list(tx: &mut Tx, q: Option<&str>, parent_id: Option<Uuid>) -> Result<Vec<Equipment>> {
-    let pattern = q.map(|q| format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pattern = q.map(|q| {
+        format!(
+            "%{}%",
+            q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        )
+    });
     Ok(sqlx::query_as::<_, Equipment>(&format!(
         "SELECT {COLUMNS} FROM equipment
          WHERE ($1::text IS NULL OR name ILIKE $1 OR asset_tag ILIKE $1 OR location ILIKE $1)
@@ -137,12 +145,18 @@ pub fn build_tree(all: Vec<Equipment>) -> Vec<EquipmentNode> {
         let key = e.parent_id.filter(|p| ids.contains(p));
         children.entry(key).or_default().push(e);
     }
-    fn attach(parent: Option<Uuid>, children: &mut HashMap<Option<Uuid>, Vec<Equipment>>) -> Vec<EquipmentNode> {
+    fn attach(
+        parent: Option<Uuid>,
+        children: &mut HashMap<Option<Uuid>, Vec<Equipment>>,
+    ) -> Vec<EquipmentNode> {
         let mine = children.remove(&parent).unwrap_or_default();
         mine.into_iter()
             .map(|e| {
                 let kids = attach(Some(e.id), children);
-                EquipmentNode { equipment: e, children: kids }
+                EquipmentNode {
+                    equipment: e,
+                    children: kids,
+                }
             })
             .collect()
     }
@@ -180,7 +194,13 @@ mod tests {
 
     #[test]
     fn tree_nests_children() {
-        let t = build_tree(vec![eq(1, None), eq(2, Some(1)), eq(3, Some(2)), eq(4, None), eq(5, Some(99))]);
+        let t = build_tree(vec![
+            eq(1, None),
+            eq(2, Some(1)),
+            eq(3, Some(2)),
+            eq(4, None),
+            eq(5, Some(99)),
+        ]);
         assert_eq!(t.len(), 3, "roots: 1, 4 and the orphan 5");
         assert_eq!(t[0].children.len(), 1);
         assert_eq!(t[0].children[0].children[0].equipment.id, Uuid::from_u128(3));

@@ -45,10 +45,12 @@ pub async fn create(db: &Db, slug: &str, name: &str) -> Result<Organization> {
 
 /// The id of the organization with this slug, if any.
 pub async fn id_by_slug(db: &Db, slug: &str) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar::<_, Option<Uuid>>("SELECT mp_org_id_by_slug($1)")
-        .bind(slug)
-        .fetch_one(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_scalar::<_, Option<Uuid>>("SELECT mp_org_id_by_slug($1)")
+            .bind(slug)
+            .fetch_one(db.pool())
+            .await?,
+    )
 }
 
 /// The current organization of a tenant transaction.
@@ -61,7 +63,9 @@ pub async fn current(tx: &mut crate::Tx) -> Result<Organization> {
 
 pub fn validate_slug(slug: &str) -> Result<()> {
     let ok = (2..=63).contains(&slug.len())
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-');
     if ok {
         Ok(())

@@ -31,7 +31,12 @@ impl Cursor {
     }
 
     pub fn decode(s: &str) -> Result<Cursor> {
-        let bad = || ModelError::invalid("cursor", "malformed cursor; pass next_cursor from a previous page");
+        let bad = || {
+            ModelError::invalid(
+                "cursor",
+                "malformed cursor; pass next_cursor from a previous page",
+            )
+        };
         let (micros, id) = s.split_once('.').ok_or_else(bad)?;
         let micros: i64 = micros.parse().map_err(|_| bad())?;
         let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
@@ -45,7 +50,10 @@ pub fn limit(requested: Option<i64>) -> Result<i64> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ModelError::invalid("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(ModelError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -53,8 +61,15 @@ pub fn limit(requested: Option<i64>) -> Result<i64> {
 pub fn paginate<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Page<T> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| key(r).encode()) } else { None };
-    Page { items: rows, next_cursor }
+    let next_cursor = if more {
+        rows.last().map(|r| key(r).encode())
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
 }
 
 #[cfg(test)]

@@ -50,7 +50,10 @@ pub async fn buckets(
         errors.push(FieldError::new("from", "must be before 'to'"));
     }
     if !(1..=MAX_POINTS).contains(&max_points) {
-        errors.push(FieldError::new("max_points", format!("must be between 1 and {MAX_POINTS}")));
+        errors.push(FieldError::new(
+            "max_points",
+            format!("must be between 1 and {MAX_POINTS}"),
+        ));
     }
     if !errors.is_empty() {
         return Err(ModelError::Validation(errors));
@@ -89,7 +92,12 @@ pub struct Reading {
 }
 
 /// The tenant's readings with `after < ts <= until`, oldest first.
-pub async fn between(tx: &mut Tx, after: DateTime<Utc>, until: DateTime<Utc>, limit: i64) -> Result<Vec<Reading>> {
+pub async fn between(
+    tx: &mut Tx,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Reading>> {
     Ok(sqlx::query_as::<_, Reading>(
         "SELECT sensor_id, ts, value FROM readings WHERE ts > $1 AND ts <= $2 ORDER BY ts, sensor_id LIMIT $3",
     )
@@ -102,9 +110,11 @@ pub async fn between(tx: &mut Tx, after: DateTime<Utc>, until: DateTime<Utc>, li
 
 /// The newest reading timestamp of the tenant, if any.
 pub async fn latest_ts(tx: &mut Tx) -> Result<Option<DateTime<Utc>>> {
-    Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>("SELECT max(ts) FROM readings")
-        .fetch_one(&mut **tx)
-        .await?)
+    Ok(
+        sqlx::query_scalar::<_, Option<DateTime<Utc>>>("SELECT max(ts) FROM readings")
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }
 
 /// How many readings the tenant has stored.

@@ -64,7 +64,9 @@ async fn url_for(name: &str) -> String {
         .await;
     match cluster {
         Ok(c) => c.url(name),
-        Err(e) => panic!("cannot start a PostgreSQL for tests (set DATABASE_URL to use an existing one): {e}"),
+        Err(e) => {
+            panic!("cannot start a PostgreSQL for tests (set DATABASE_URL to use an existing one): {e}")
+        }
     }
 }
 

@@ -175,10 +175,12 @@ pub async fn set_password(tx: &mut Tx, id: Uuid, password: &str) -> Result<()> {
 
 /// The user with this e-mail in the current organization, if any.
 pub async fn find_by_email(tx: &mut Tx, email: &str) -> Result<Option<User>> {
-    sqlx::query_as::<_, UserRow>(&format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"))
-        .bind(email.trim())
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(User::try_from)
-        .transpose()
+    sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"
+    ))
+    .bind(email.trim())
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(User::try_from)
+    .transpose()
 }

@@ -240,7 +240,12 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewWorkOrder) -> Result<W
     insert(tx, tenant, new, None).await
 }
 
-async fn insert(tx: &mut Tx, tenant: &Tenant, new: NewWorkOrder, auto: Option<AutoFields>) -> Result<WorkOrder> {
+async fn insert(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    new: NewWorkOrder,
+    auto: Option<AutoFields>,
+) -> Result<WorkOrder> {
     new.validate()?;
     if let Some(eq) = new.equipment_id {
         equipment::get(tx, eq)
@@ -258,7 +263,11 @@ async fn insert(tx: &mut Tx, tenant: &Tenant, new: NewWorkOrder, auto: Option<Au
             .map_err(|_| ModelError::invalid("assigned_to", "no such user"))?;
     }
     let number = next_number(tx, tenant, "work_order").await?;
-    let source = if auto.is_some() { Source::Auto } else { Source::Manual };
+    let source = if auto.is_some() {
+        Source::Auto
+    } else {
+        Source::Manual
+    };
     let row = sqlx::query_as::<_, Row>(&format!(
         "INSERT INTO work_orders (id, organization_id, number, title, description, kind, priority, source,
                                   equipment_id, sensor_id, dedup_key, anomaly_id, last_occurrence_at,
@@ -354,7 +363,10 @@ pub struct Raised {
 pub async fn raise_auto(tx: &mut Tx, tenant: &Tenant, raise: AutoRaise) -> Result<Raised> {
     // Serialize raises for the same key, so two workers cannot both create.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("{}:{}:{}", tenant.org_id, raise.equipment_id, raise.dedup_key))
+        .bind(format!(
+            "{}:{}:{}",
+            tenant.org_id, raise.equipment_id, raise.dedup_key
+        ))
         .execute(&mut **tx)
         .await?;
     let open = sqlx::query_as::<_, Row>(&format!(
@@ -479,8 +491,14 @@ pub async fn list(tx: &mut Tx, filter: &WorkOrderFilter) -> Result<Page<WorkOrde
     .bind(limit + 1)
     .fetch_all(&mut **tx)
     .await?;
-    let items = rows.into_iter().map(WorkOrder::try_from).collect::<Result<Vec<_>>>()?;
-    Ok(page::paginate(items, limit, |w| Cursor { at: w.created_at, id: w.id }))
+    let items = rows
+        .into_iter()
+        .map(WorkOrder::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(page::paginate(items, limit, |w| Cursor {
+        at: w.created_at,
+        id: w.id,
+    }))
 }
 
 /// Maps a severity to a priority, raised one step for high/critical equipment.
@@ -518,7 +536,11 @@ mod tests {
         ];
         for &from in Status::ALL {
             for &to in Status::ALL {
-                assert_eq!(from.can_become(to), allowed.contains(&(from, to)), "{from} -> {to}");
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
             }
         }
     }

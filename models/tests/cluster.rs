@@ -79,10 +79,7 @@ async fn throwaway_cluster_serves_databases_and_cleans_up() {
     )));
 
     cluster.create_database("app_test").await.expect("createdb");
-    cluster
-        .create_database("app_test_2")
-        .await
-        .expect("createdb 2");
+    cluster.create_database("app_test_2").await.expect("createdb 2");
     assert!(matches!(
         cluster.create_database("app_test").await,
         Err(ClusterError::DatabaseExists(_))
@@ -93,11 +90,7 @@ async fn throwaway_cluster_serves_databases_and_cleans_up() {
 
     cluster.stop().await.expect("stop");
     assert!(!data_dir.exists(), "throwaway data dir must be removed");
-    assert_eq!(
-        processes_using(&data_dir),
-        "",
-        "no postgres may survive stop()"
-    );
+    assert_eq!(processes_using(&data_dir), "", "no postgres may survive stop()");
 }
 
 #[tokio::test]
@@ -108,9 +101,7 @@ async fn persistent_cluster_restarts_with_same_password_and_data() {
         port: None,
         persistent: true,
     };
-    let first = LocalCluster::start(opts.clone())
-        .await
-        .expect("first start");
+    let first = LocalCluster::start(opts.clone()).await.expect("first start");
     let password = first.password().to_owned();
     assert_eq!(password.len(), 32);
     first.create_database("kept").await.expect("createdb");
@@ -121,20 +112,13 @@ async fn persistent_cluster_restarts_with_same_password_and_data() {
     // Leave a stale postmaster.pid behind as a crashed run would.
     std::fs::write(data_dir.join("postmaster.pid"), "999999999\n").expect("fake pid file");
 
-    let second = LocalCluster::start(opts.clone())
-        .await
-        .expect("second start");
+    let second = LocalCluster::start(opts.clone()).await.expect("second start");
     assert_eq!(second.password(), password);
     assert_eq!(psql_select_1(&second, "kept"), "1");
-    second
-        .ensure_database("kept")
-        .await
-        .expect("ensure existing");
+    second.ensure_database("kept").await.expect("ensure existing");
 
     // A second owner of the same data dir is refused while the first runs.
-    let err = LocalCluster::start(opts)
-        .await
-        .expect_err("data dir in use");
+    let err = LocalCluster::start(opts).await.expect_err("data dir in use");
     assert!(matches!(err, ClusterError::DataDirInUse { .. }), "{err}");
 
     second.stop().await.expect("second stop");

@@ -50,9 +50,16 @@ async fn seed(db: &Db, slug: &str) -> Org {
     )
     .await
     .unwrap();
-    let dev = devices::create_device(&mut tx, &tenant, NewDevice { name: "gw-1".into(), description: String::new() })
-        .await
-        .unwrap();
+    let dev = devices::create_device(
+        &mut tx,
+        &tenant,
+        NewDevice {
+            name: "gw-1".into(),
+            description: String::new(),
+        },
+    )
+    .await
+    .unwrap();
     let sensor = devices::create_sensor(
         &mut tx,
         &tenant,
@@ -74,7 +81,9 @@ async fn seed(db: &Db, slug: &str) -> Org {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let wo = work_orders::create(&mut tx, &tenant, new_wo("Fix the pump", Some(eq.id))).await.unwrap();
+    let wo = work_orders::create(&mut tx, &tenant, new_wo("Fix the pump", Some(eq.id)))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     Org {
         tenant,
@@ -128,20 +137,23 @@ async fn the_app_role_sees_only_its_organization() {
     let tables = tenant_tables(&t.db).await;
     assert!(tables.len() >= 10, "{tables:?}");
     for table in &tables {
-        let (rls, force): (bool, bool) =
-            sqlx::query_as("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass")
-                .bind(table)
-                .fetch_one(t.db.pool())
-                .await
-                .unwrap();
+        let (rls, force): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass",
+        )
+        .bind(table)
+        .fetch_one(t.db.pool())
+        .await
+        .unwrap();
         assert!(rls && force, "{table} must ENABLE and FORCE row-level security");
         // Acting for A, B's rows do not exist.
         let mut tx = t.db.tenant(a.tenant.org_id).await.unwrap();
-        let foreign: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE organization_id = $1"))
-            .bind(b.tenant.org_id)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
+        let foreign: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE organization_id = $1"
+        ))
+        .bind(b.tenant.org_id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
         assert_eq!(foreign, 0, "{table} leaks organization B's rows to A");
         // Acting for nobody, nothing exists.
         let mut none = t.db.system().await.unwrap();
@@ -154,8 +166,14 @@ async fn the_app_role_sees_only_its_organization() {
 
     // B's work order and equipment by id, acting for A: not found.
     let mut tx = t.db.tenant(a.tenant.org_id).await.unwrap();
-    assert!(matches!(work_orders::get(&mut tx, b.work_order).await, Err(ModelError::NotFound(_))));
-    assert!(matches!(equipment::get(&mut tx, b.equipment).await, Err(ModelError::NotFound(_))));
+    assert!(matches!(
+        work_orders::get(&mut tx, b.work_order).await,
+        Err(ModelError::NotFound(_))
+    ));
+    assert!(matches!(
+        equipment::get(&mut tx, b.equipment).await,
+        Err(ModelError::NotFound(_))
+    ));
     let hits: i64 = sqlx::query_scalar("SELECT count(*) FROM work_orders WHERE id = $1")
         .bind(b.work_order)
         .fetch_one(&mut *tx)
@@ -163,12 +181,13 @@ async fn the_app_role_sees_only_its_organization() {
         .unwrap();
     assert_eq!(hits, 0);
     // A cannot write rows for B, even naming B explicitly.
-    let err = sqlx::query("INSERT INTO readings (organization_id, sensor_id, ts, value) VALUES ($1, $2, now(), 2)")
-        .bind(b.tenant.org_id)
-        .bind(b.sensor)
-        .execute(&mut *tx)
-        .await
-        .unwrap_err();
+    let err =
+        sqlx::query("INSERT INTO readings (organization_id, sensor_id, ts, value) VALUES ($1, $2, now(), 2)")
+            .bind(b.tenant.org_id)
+            .bind(b.sensor)
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
     drop(tx);
     // Nor update B's rows.
@@ -181,7 +200,9 @@ async fn the_app_role_sees_only_its_organization() {
         .rows_affected();
     assert_eq!(changed, 0);
     // A work order in A cannot reference B's equipment.
-    let err = work_orders::create(&mut tx, &a.tenant, new_wo("x", Some(b.equipment))).await.unwrap_err();
+    let err = work_orders::create(&mut tx, &a.tenant, new_wo("x", Some(b.equipment)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ModelError::Validation(_)), "{err:?}");
     drop(tx);
     t.cleanup().await;
@@ -197,7 +218,9 @@ async fn concurrent_creations_get_consecutive_numbers() {
         let tenant = a.tenant;
         handles.push(tokio::spawn(async move {
             let mut tx = db.tenant(tenant.org_id).await.unwrap();
-            let wo = work_orders::create(&mut tx, &tenant, new_wo(&format!("job {i}"), None)).await.unwrap();
+            let wo = work_orders::create(&mut tx, &tenant, new_wo(&format!("job {i}"), None))
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             wo.number
         }));
@@ -293,12 +316,16 @@ async fn one_open_auto_work_order_per_equipment_and_key() {
 
     // Once it is done, the next anomaly opens a new one.
     for s in [Status::InProgress, Status::Completed] {
-        work_orders::transition(&mut tx, &org.tenant, wo_id, s, "").await.unwrap();
+        work_orders::transition(&mut tx, &org.tenant, wo_id, s, "")
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let a = anomaly(&t.db, &org).await;
     let mut tx = t.db.tenant(org.tenant.org_id).await.unwrap();
-    let again = work_orders::raise_auto(&mut tx, &org.tenant, raise(&org, a)).await.unwrap();
+    let again = work_orders::raise_auto(&mut tx, &org.tenant, raise(&org, a))
+        .await
+        .unwrap();
     assert!(again.created);
     assert_ne!(again.work_order.id, wo_id);
     drop(tx);
@@ -313,7 +340,9 @@ async fn illegal_transitions_change_nothing() {
         for &to in Status::ALL {
             // Put a fresh work order into `from` through legal steps.
             let mut tx = t.db.tenant(org.tenant.org_id).await.unwrap();
-            let wo = work_orders::create(&mut tx, &org.tenant, new_wo("walk", None)).await.unwrap();
+            let wo = work_orders::create(&mut tx, &org.tenant, new_wo("walk", None))
+                .await
+                .unwrap();
             let path: &[Status] = match from {
                 Status::Open => &[],
                 Status::InProgress => &[Status::InProgress],
@@ -323,7 +352,9 @@ async fn illegal_transitions_change_nothing() {
                 Status::Cancelled => &[Status::Cancelled],
             };
             for s in path {
-                work_orders::transition(&mut tx, &org.tenant, wo.id, *s, "").await.unwrap();
+                work_orders::transition(&mut tx, &org.tenant, wo.id, *s, "")
+                    .await
+                    .unwrap();
             }
             let result = work_orders::transition(&mut tx, &org.tenant, wo.id, to, "").await;
             let now = work_orders::get(&mut tx, wo.id).await.unwrap().status;

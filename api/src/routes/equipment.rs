@@ -1,0 +1,103 @@
+//! Equipment (assets): list and search, the hierarchy, one asset, create.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use maintainpro_models::auth::Permission;
+use maintainpro_models::equipment::{self, Equipment, EquipmentNode, NewEquipment};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::envelope::{ApiResponse, Envelope};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/equipment", get(list).post(create))
+        .route("/api/v1/equipment/tree", get(tree))
+        .route("/api/v1/equipment/{id}", get(get_one))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EquipmentQuery {
+    /// Search in name, asset tag and location.
+    pub q: Option<String>,
+    /// Only the children of this equipment.
+    pub parent_id: Option<Uuid>,
+}
+
+/// Equipment, optionally searched and filtered by parent.
+#[utoipa::path(
+    get, path = "/api/v1/equipment", operation_id = "listEquipment", tag = "equipment",
+    params(EquipmentQuery), security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Vec<Equipment>>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(query): Query<EquipmentQuery>,
+) -> Result<ApiResponse<Vec<Equipment>>, ApiError> {
+    auth.require(Permission::EquipmentView)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let items = equipment::list(&mut tx, q, query.parent_id).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(items))
+}
+
+/// The equipment hierarchy as a forest of root nodes.
+#[utoipa::path(
+    get, path = "/api/v1/equipment/tree", operation_id = "getEquipmentTree", tag = "equipment", security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Vec<EquipmentNode>>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope))
+)]
+pub async fn tree(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<ApiResponse<Vec<EquipmentNode>>, ApiError> {
+    auth.require(Permission::EquipmentView)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let forest = equipment::tree(&mut tx).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(forest))
+}
+
+/// One piece of equipment.
+#[utoipa::path(
+    get, path = "/api/v1/equipment/{id}", operation_id = "getEquipment", tag = "equipment",
+    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Equipment>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<ApiResponse<Equipment>, ApiError> {
+    auth.require(Permission::EquipmentView)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let eq = equipment::get(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(eq))
+}
+
+/// Registers equipment.
+#[utoipa::path(
+    post, path = "/api/v1/equipment", operation_id = "createEquipment", tag = "equipment",
+    request_body = NewEquipment, security(("bearer" = [])),
+    responses((status = 201, body = Envelope<Equipment>), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(new): Json<NewEquipment>,
+) -> Result<ApiResponse<Equipment>, ApiError> {
+    auth.require(Permission::EquipmentCreate)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let eq = equipment::create(&mut tx, &auth.tenant, new).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::created(eq))
+}

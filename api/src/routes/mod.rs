@@ -1,0 +1,29 @@
+//! The `/api/v1` routes, one module per resource, merged here.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub mod anomalies;
+pub mod auth;
+pub mod dead_letters;
+pub mod devices;
+pub mod equipment;
+pub mod sensors;
+pub mod system;
+pub mod users;
+pub mod work_orders;
+
+/// Every `/api/v1/…` route.
+pub fn api_v1() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(equipment::router())
+        .merge(devices::router())
+        .merge(sensors::router())
+        .merge(anomalies::router())
+        .merge(work_orders::router())
+        .merge(dead_letters::router())
+        .merge(users::router())
+        .merge(system::api_router())
+}

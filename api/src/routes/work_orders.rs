@@ -1,0 +1,146 @@
+//! Work orders: list (filters, search, cursor pages), one (with its anomaly),
+//! create, and status changes through the models' state machine.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use maintainpro_models::anomalies::{self, Anomaly};
+use maintainpro_models::auth::Permission;
+use maintainpro_models::work_orders::{self, NewWorkOrder, Status, WorkOrder, WorkOrderFilter};
+use maintainpro_models::ModelError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::envelope::{ApiResponse, Envelope};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+/// Longest note accepted with a status change.
+const MAX_NOTE_CHARS: usize = 2000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/work-orders", get(list).post(create))
+        .route("/api/v1/work-orders/{id}", get(get_one))
+        .route("/api/v1/work-orders/{id}/status", post(change_status))
+}
+
+/// A work order with the anomaly that raised it (when the caller may see anomalies).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkOrderDetail {
+    #[serde(flatten)]
+    pub work_order: WorkOrder,
+    pub anomaly: Option<Anomaly>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StatusChange {
+    pub status: Status,
+    /// Why, for the history.
+    pub note: Option<String>,
+}
+
+/// Work orders, newest first; `meta.nextCursor` pages on.
+#[utoipa::path(
+    get, path = "/api/v1/work-orders", operation_id = "listWorkOrders", tag = "work-orders",
+    params(WorkOrderFilter), security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Vec<WorkOrder>>), (status = 400, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(filter): Query<WorkOrderFilter>,
+) -> Result<ApiResponse<Vec<WorkOrder>>, ApiError> {
+    auth.require(Permission::WorkOrdersView)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let page = work_orders::list(&mut tx, &filter).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::page(page))
+}
+
+/// One work order.
+#[utoipa::path(
+    get, path = "/api/v1/work-orders/{id}", operation_id = "getWorkOrder", tag = "work-orders",
+    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = [])),
+    responses((status = 200, body = Envelope<WorkOrderDetail>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<ApiResponse<WorkOrderDetail>, ApiError> {
+    auth.require(Permission::WorkOrdersView)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let work_order = work_orders::get(&mut tx, id).await?;
+    let anomaly = match work_order.anomaly_id {
+        Some(anomaly_id) if auth.can(Permission::AnomaliesView) => {
+            match anomalies::get(&mut tx, anomaly_id).await {
+                Ok(a) => Some(a),
+                Err(ModelError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        _ => None,
+    };
+    tx.commit().await?;
+    Ok(ApiResponse::ok(WorkOrderDetail { work_order, anomaly }))
+}
+
+/// Creates a work order (status open, source manual, requested by the caller).
+#[utoipa::path(
+    post, path = "/api/v1/work-orders", operation_id = "createWorkOrder", tag = "work-orders",
+    request_body = NewWorkOrder, security(("bearer" = [])),
+    responses(
+        (status = 201, body = Envelope<WorkOrder>),
+        (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(new): Json<NewWorkOrder>,
+) -> Result<ApiResponse<WorkOrder>, ApiError> {
+    auth.require(Permission::WorkOrdersCreate)?;
+    if new.assigned_to.is_some() {
+        auth.require(Permission::WorkOrdersAssign)?;
+    }
+    let mut tx = state.tenant_tx(&auth).await?;
+    let wo = work_orders::create(&mut tx, &auth.tenant, new).await?;
+    tx.commit().await?;
+    tracing::info!(work_order_id = %wo.id, code = %wo.code, "work order created");
+    Ok(ApiResponse::created(wo))
+}
+
+/// Moves a work order to another status, as the status machine allows.
+#[utoipa::path(
+    post, path = "/api/v1/work-orders/{id}/status", operation_id = "changeWorkOrderStatus", tag = "work-orders",
+    params(("id" = Uuid, Path, description = "work order id")),
+    request_body = StatusChange, security(("bearer" = [])),
+    responses(
+        (status = 200, body = Envelope<WorkOrder>),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "INVALID_TRANSITION", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
+    )
+)]
+pub async fn change_status(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(change): Json<StatusChange>,
+) -> Result<ApiResponse<WorkOrder>, ApiError> {
+    auth.require(Permission::WorkOrdersUpdate)?;
+    let note = change.note.unwrap_or_default();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(
+            ModelError::invalid("note", format!("must be at most {MAX_NOTE_CHARS} characters")).into(),
+        );
+    }
+    let mut tx = state.tenant_tx(&auth).await?;
+    let wo = work_orders::transition(&mut tx, &auth.tenant, id, change.status, note.trim()).await?;
+    tx.commit().await?;
+    tracing::info!(work_order_id = %wo.id, status = %wo.status, "work order status changed");
+    Ok(ApiResponse::ok(wo))
+}

@@ -1,0 +1,102 @@
+//! Builds the application (routes + middleware) and serves it until cancelled.
+
+use std::path::Path as FsPath;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::middleware::from_fn;
+use axum::routing::{any, get};
+use axum::Router;
+use maintainpro_models::Db;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
+
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
+use crate::middleware::{envelope_errors, request_id, X_REQUEST_ID};
+use crate::routes::{self, system};
+use crate::state::AppState;
+
+/// The whole application: `/api/v1`, probes, and the web UI or a hint at `/`.
+pub fn router(state: AppState) -> Router {
+    let mut app = routes::api_v1()
+        // Anything else under /api is a 404 in the envelope.
+        .route("/api", any(system::not_found))
+        .route("/api/{*rest}", any(system::not_found))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz));
+
+    app = match state.config.static_dir.as_deref().filter(|dir| dir.is_dir()) {
+        Some(dir) => app.fallback_service(spa(dir)),
+        None => app.route("/", get(system::root_hint)).fallback(system::not_found),
+    };
+
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<Body>| {
+            let request_id = req
+                .headers()
+                .get(&X_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!(
+                "http_request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %request_id,
+            )
+        })
+        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+        .on_response(
+            DefaultOnResponse::new()
+                .level(Level::INFO)
+                .latency_unit(LatencyUnit::Millis),
+        );
+
+    // Layers run outside-in from the last one added: request id first, so
+    // the trace span and every envelope carry it.
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn(envelope_errors))
+        .layer(trace)
+        .layer(from_fn(request_id))
+        .with_state(state)
+}
+
+/// The built web UI, with client-side routes falling back to index.html.
+fn spa(dir: &FsPath) -> ServeDir<ServeFile> {
+    ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets
+/// in-flight requests finish.
+pub async fn run(
+    db: Db,
+    config: ApiConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ApiError> {
+    config.validate()?;
+    let addr = listener.local_addr()?;
+    if let Some(dir) = &config.static_dir {
+        if dir.is_dir() {
+            tracing::info!(dir = %dir.display(), "serving web ui");
+        } else {
+            tracing::warn!(dir = %dir.display(), "web ui directory not found; serving the api only");
+        }
+    }
+    let state = AppState::new(db, config);
+    tracing::info!(%addr, "api listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            tracing::info!("api shutting down");
+        })
+        .await?;
+    tracing::info!("api stopped");
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! The demo: an organization with an admin, a small plant (a site, one
+//! machine per gateway), devices and sensors matching a simulated fleet,
+//! and faults injected early so anomalies and work orders appear within
+//! minutes. Seeding is idempotent: a restart on the same data reuses it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use maintainpro_edge::{FaultKind, FaultSpec, SimConfig};
+use maintainpro_models::auth::Role;
+use maintainpro_models::devices::{self, NewDevice, NewSensor};
+use maintainpro_models::equipment::{self, NewEquipment};
+use maintainpro_models::users::{self, NewUser};
+use maintainpro_models::{organizations, Db, Tenant, Tx};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub org_slug: String,
+    pub devices: usize,
+    pub sensors_per_device: usize,
+    pub interval: Duration,
+    /// Inject the demo faults (spike, step, stuck) in the first minutes.
+    pub faults: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            org_slug: "demo".into(),
+            devices: 3,
+            sensors_per_device: 4,
+            interval: Duration::from_secs(1),
+            faults: true,
+        }
+    }
+}
+
+/// What the demo created, for the person at the terminal.
+#[derive(Debug, Clone)]
+pub struct DemoInfo {
+    pub org_id: Uuid,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub sim: SimConfig,
+}
+
+const MACHINES: [(&str, &str); 6] = [
+    ("Cooling water pump", "critical"),
+    ("Air compressor", "high"),
+    ("Conveyor drive", "medium"),
+    ("Hydraulic press", "high"),
+    ("Mixer gearbox", "medium"),
+    ("Exhaust fan", "low"),
+];
+
+/// Creates (or reuses) the demo organization and fleet.
+pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
+    let org_id = match organizations::id_by_slug(db, &opts.org_slug).await? {
+        Some(id) => id,
+        None => {
+            organizations::create(db, &opts.org_slug, "Demo Manufacturing")
+                .await?
+                .id
+        }
+    };
+    let tenant = Tenant::system(org_id, "demo");
+    let mut sim = SimConfig::fleet(
+        &opts.org_slug,
+        opts.devices,
+        opts.sensors_per_device,
+        opts.interval,
+    );
+    let mut tx = db.tenant(org_id).await?;
+
+    let admin_email = format!("admin@{}.local", opts.org_slug);
+    let admin_password = random_password();
+    match users::find_by_email(&mut tx, &admin_email).await? {
+        Some(u) => users::set_password(&mut tx, u.id, &admin_password).await?,
+        None => {
+            users::create(
+                &mut tx,
+                &tenant,
+                NewUser {
+                    email: admin_email.clone(),
+                    name: "Demo Admin".into(),
+                    role: Role::Admin,
+                    password: admin_password.clone(),
+                },
+            )
+            .await?;
+        }
+    }
+
+    let site = ensure_equipment(&mut tx, &tenant, "SITE-1", "Plant 1 - Line A", None, "high").await?;
+    for (i, device) in sim.devices.iter().enumerate() {
+        let (kind, criticality) = MACHINES[i % MACHINES.len()];
+        let machine = ensure_equipment(
+            &mut tx,
+            &tenant,
+            &format!("M-{:03}", 101 + i),
+            &format!("{kind} M-{:03}", 101 + i),
+            Some(site),
+            criticality,
+        )
+        .await?;
+        let existing = devices::list_devices(&mut tx).await?;
+        let device_id = match existing.iter().find(|d| d.name == device.name) {
+            Some(d) => d.id,
+            None => {
+                devices::create_device(
+                    &mut tx,
+                    &tenant,
+                    NewDevice {
+                        name: device.name.clone(),
+                        description: format!("Demo gateway on {kind}"),
+                    },
+                )
+                .await?
+                .device
+                .id
+            }
+        };
+        let sensors = devices::list_sensors(&mut tx, None, Some(device_id)).await?;
+        for spec in &device.sensors {
+            if sensors.iter().any(|s| s.metric == spec.metric) {
+                continue;
+            }
+            devices::create_sensor(
+                &mut tx,
+                &tenant,
+                NewSensor {
+                    device_id,
+                    equipment_id: machine,
+                    metric: spec.metric.clone(),
+                    name: Some(spec.metric.replace('_', " ")),
+                    unit: spec.unit.clone(),
+                    min_value: None,
+                    max_value: None,
+                },
+            )
+            .await?;
+        }
+    }
+    tx.commit().await.context("cannot commit the demo seed")?;
+
+    if opts.faults {
+        sim.faults = demo_faults(&sim);
+    }
+    Ok(DemoInfo {
+        org_id,
+        admin_email,
+        admin_password,
+        sim,
+    })
+}
+
+/// A spike, a step and a stuck sensor on different gateways in the first
+/// few minutes (the detectors need about a minute of history first).
+fn demo_faults(sim: &SimConfig) -> Vec<FaultSpec> {
+    let plan = [
+        (0usize, 0usize, FaultKind::Spike, 75u64, 5u64, 12.0),
+        (1, 1, FaultKind::Step, 100, 60, 10.0),
+        (2, 2, FaultKind::Stuck, 90, 120, 0.0),
+    ];
+    plan.iter()
+        .filter_map(|&(d, s, kind, start, dur, magnitude)| {
+            let device = sim.devices.get(d)?;
+            let sensor = device
+                .sensors
+                .get(s.min(device.sensors.len().saturating_sub(1)))?;
+            Some(FaultSpec {
+                device: device.name.clone(),
+                metric: sensor.metric.clone(),
+                kind,
+                start_after: Duration::from_secs(start),
+                duration: Duration::from_secs(dur),
+                magnitude,
+            })
+        })
+        .collect()
+}
+
+async fn ensure_equipment(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    tag: &str,
+    name: &str,
+    parent: Option<Uuid>,
+    criticality: &str,
+) -> anyhow::Result<Uuid> {
+    if let Some(e) = equipment::list(tx, Some(tag), None)
+        .await?
+        .into_iter()
+        .find(|e| e.asset_tag == tag)
+    {
+        return Ok(e.id);
+    }
+    Ok(equipment::create(
+        tx,
+        tenant,
+        NewEquipment {
+            name: name.into(),
+            asset_tag: tag.into(),
+            parent_id: parent,
+            description: String::new(),
+            location: "Building 1".into(),
+            criticality: Some(criticality.into()),
+        },
+    )
+    .await?
+    .id)
+}
+
+fn random_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 16)
+}

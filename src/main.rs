@@ -1,0 +1,413 @@
+//! The `maintainpro` command: parses the command line and hands over to the
+//! library (`maintainpro::system` and friends).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use maintainpro::demo::DemoOptions;
+use maintainpro::system::{self, MqttChoice, SystemConfig};
+use maintainpro::{bench, telemetry};
+use maintainpro_models::auth::Role;
+use maintainpro_models::db::DbConfig;
+use maintainpro_models::users::{self, NewUser};
+use maintainpro_models::{organizations, Db, Tenant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "maintainpro",
+    version,
+    about = "IoT telemetry ingestion, predictive maintenance and CMMS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: database (self-managed unless
+    /// DATABASE_URL is set), MQTT broker, ingest, analytics and the API.
+    Up(UpArgs),
+    /// Run only the API (needs DATABASE_URL).
+    Api(ServiceArgs),
+    /// Run only ingest (needs DATABASE_URL and a broker).
+    Ingest(ServiceArgs),
+    /// Run only analytics (needs DATABASE_URL).
+    Analytics(ServiceArgs),
+    /// Apply database migrations (needs DATABASE_URL).
+    Migrate(DbArgs),
+    /// Administration: organizations and users.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Benchmarks that print their figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// PostgreSQL URL of the owner role (runs migrations).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Optional URL of a login role without BYPASSRLS for the services;
+    /// by default they use DATABASE_URL and switch to maintainpro_app.
+    #[arg(long, env = "APP_DATABASE_URL", hide_env_values = true)]
+    app_database_url: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct UpArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Also seed a demo organization and run a simulated fleet with faults.
+    #[arg(long)]
+    demo: bool,
+    /// Where the API (and UI) listens.
+    #[arg(long, env = "MP_API_BIND", default_value = "127.0.0.1:8080")]
+    api_bind: SocketAddr,
+    /// Port of the embedded MQTT broker.
+    #[arg(long, env = "MP_MQTT_PORT", default_value_t = 1883)]
+    mqtt_port: u16,
+    /// Address the embedded broker listens on (0.0.0.0 to accept gateways
+    /// from other machines).
+    #[arg(long, env = "MP_MQTT_BIND", default_value = "127.0.0.1")]
+    mqtt_bind: std::net::IpAddr,
+    /// Use this broker instead of the embedded one (mqtt://host:port).
+    #[arg(long, env = "MP_MQTT_URL")]
+    mqtt_url: Option<String>,
+    /// Data directory of the self-managed PostgreSQL and local secrets.
+    #[arg(long, env = "MP_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Built web UI to serve at / (default: web/dist when present).
+    #[arg(long, env = "MP_WEB_DIR")]
+    web_dir: Option<PathBuf>,
+    /// HS256 key for access tokens (default: generated once, kept in the data directory).
+    #[arg(long, env = "MP_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Demo: simulated gateways, sensors per gateway, and sample interval (ms).
+    #[arg(long, default_value_t = 3)]
+    demo_devices: usize,
+    #[arg(long, default_value_t = 4)]
+    demo_sensors: usize,
+    #[arg(long, default_value_t = 1000)]
+    demo_interval_ms: u64,
+}
+
+#[derive(Args, Clone)]
+struct ServiceArgs {
+    #[command(flatten)]
+    up: UpArgs,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an organization.
+    CreateOrg {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a user in an organization (password from MP_NEW_PASSWORD).
+    CreateUser {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Organization slug.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin | manager | technician | requester
+        #[arg(long)]
+        role: String,
+        #[arg(long, env = "MP_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// MQTT → committed readings/s, and publish→commit p50/p99 at half that rate.
+    Ingest {
+        #[arg(long, default_value_t = 500_000)]
+        readings: u64,
+        #[arg(long, default_value_t = 20)]
+        devices: usize,
+        #[arg(long, default_value_t = 10)]
+        sensors: usize,
+        /// Samples per MQTT message.
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+        #[arg(long, default_value_t = 10)]
+        latency_seconds: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up(args) => up(args, Services::All).await,
+        Command::Api(a) => up(a.up, Services::Api).await,
+        Command::Ingest(a) => up(a.up, Services::Ingest).await,
+        Command::Analytics(a) => up(a.up, Services::Analytics).await,
+        Command::Migrate(db) => {
+            let url = require_url(&db)?;
+            Db::migrate(&url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(cmd) => admin(cmd).await,
+        Command::Bench(BenchCommand::Ingest {
+            readings,
+            devices,
+            sensors,
+            batch,
+            latency_seconds,
+        }) => {
+            let r = bench::ingest(bench::IngestBenchOptions {
+                readings,
+                devices,
+                sensors_per_device: sensors,
+                batch,
+                latency_seconds,
+            })
+            .await?;
+            println!(
+                "RESULT ingest: {:.0} readings/s ({} readings in {:.2} s); publish→commit at {:.0} readings/s: p50 {} ms, p99 {} ms, max {} ms; database: {}",
+                r.readings_per_sec, r.readings, r.seconds, r.latency_rate, r.p50_ms, r.p99_ms, r.max_ms, r.database
+            );
+            Ok(())
+        }
+    }
+}
+
+fn require_url(db: &DbArgs) -> anyhow::Result<String> {
+    db.database_url.clone().context(
+        "DATABASE_URL is not set (or pass --database-url); `maintainpro up` can manage its own database",
+    )
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Services {
+    All,
+    Api,
+    Ingest,
+    Analytics,
+}
+
+async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
+    if services != Services::All {
+        // A standalone service shares its database with the others.
+        require_url(&args.db)?;
+    }
+    let mqtt = match (services, &args.mqtt_url) {
+        (Services::Api | Services::Analytics, _) => None,
+        (_, Some(url)) => {
+            let (host, port) = parse_mqtt_url(url)?;
+            Some(MqttChoice::External { host, port })
+        }
+        // Standalone ingest reads from a broker that runs elsewhere.
+        (Services::Ingest, None) => Some(MqttChoice::External {
+            host: "127.0.0.1".into(),
+            port: args.mqtt_port,
+        }),
+        (Services::All, None) => Some(MqttChoice::Embedded {
+            listen: SocketAddr::new(args.mqtt_bind, args.mqtt_port),
+            any_port_if_taken: args.demo,
+        }),
+    };
+    let api_bind = matches!(services, Services::All | Services::Api).then_some(args.api_bind);
+    let jwt_secret = match &args.jwt_secret {
+        Some(s) => Some(s.clone()),
+        None => Some(local_secret(&args.data_dir)?),
+    };
+    let static_dir = args.web_dir.clone().or_else(|| {
+        let default = PathBuf::from("web/dist");
+        default.join("index.html").exists().then_some(default)
+    });
+    let config = SystemConfig {
+        database_url: args.db.database_url.clone(),
+        app_database_url: args.db.app_database_url.clone(),
+        data_dir: args.data_dir.clone(),
+        mqtt,
+        api_bind,
+        jwt_secret,
+        static_dir,
+        ingest: Default::default(),
+        analytics: Default::default(),
+        with_analytics: matches!(services, Services::All | Services::Analytics),
+        demo: (args.demo && services == Services::All).then(|| DemoOptions {
+            devices: args.demo_devices,
+            sensors_per_device: args.demo_sensors,
+            interval: Duration::from_millis(args.demo_interval_ms.max(10)),
+            ..DemoOptions::default()
+        }),
+    };
+    let mut running = system::start(config).await?;
+    println!();
+    println!("MaintAInPro is up");
+    let api = running.api_url().unwrap_or_default();
+    if running.api_addr.is_some() {
+        println!("  API      {api}/api/v1  (OpenAPI: {api}/api/v1/openapi.json)");
+    }
+    if running.mqtt_port != 0 {
+        println!(
+            "  MQTT     mqtt://{}:{}  topic mp/v1/{{org}}/{{device}}/telemetry",
+            running.mqtt_host, running.mqtt_port
+        );
+    }
+    if let Some(demo) = &running.demo {
+        println!(
+            "  Demo     organization 'demo', {} simulated gateways",
+            demo.sim.devices.len()
+        );
+        println!("  Sign in  {}  /  {}", demo.admin_email, demo.admin_password);
+        println!(
+            "  Try      curl -s {api}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'",
+            demo.admin_email,
+            demo.admin_password
+        );
+    }
+    println!("  Stop     Ctrl-C");
+    println!();
+
+    let progress = spawn_progress(&running);
+    let ctrl_c = tokio::signal::ctrl_c();
+    let result = tokio::select! {
+        _ = ctrl_c => { tracing::info!("shutting down"); Ok(()) }
+        r = running.wait() => r,
+    };
+    progress.cancel();
+    running.stop().await;
+    result
+}
+
+/// Logs a progress line every 10 s: readings flowing, anomalies, work orders.
+fn spawn_progress(running: &system::Running) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let (ingest, analytics, token) = (
+        running.ingest_stats.clone(),
+        running.analytics_stats.clone(),
+        stop.clone(),
+    );
+    tokio::spawn(async move {
+        let mut last = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let s = ingest.snapshot();
+            tracing::info!(
+                readings = s.readings,
+                readings_per_s = (s.readings - last) / 10,
+                messages = s.messages,
+                dead_letters = s.dead_letters,
+                anomalies = analytics.anomalies_opened.load(Ordering::Relaxed),
+                auto_work_orders = analytics.work_orders_created.load(Ordering::Relaxed),
+                "progress"
+            );
+            last = s.readings;
+        }
+    });
+    stop
+}
+
+/// The token key kept in the data directory, created on first use.
+fn local_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if s.trim().len() >= 32 {
+            return Ok(s.trim().to_string());
+        }
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    use rand::distributions::{Alphanumeric, DistString};
+    let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 48);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(secret.as_bytes())?;
+    Ok(secret)
+}
+
+fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .unwrap_or(url);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.trim_end_matches('/')
+                .parse()
+                .with_context(|| format!("bad port in {url}"))?,
+        ),
+        None => (rest.trim_end_matches('/'), 1883),
+    };
+    if host.is_empty() {
+        bail!("no host in MQTT URL {url}");
+    }
+    Ok((host.to_string(), port))
+}
+
+async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::CreateOrg { db, slug, name } => {
+            let url = require_url(&db)?;
+            Db::migrate(&url).await?;
+            let pool = Db::connect(&DbConfig::new(url)).await?;
+            let org = organizations::create(&pool, &slug, &name).await?;
+            println!("organization {} created: {}", org.slug, org.id);
+        }
+        AdminCommand::CreateUser {
+            db,
+            org,
+            email,
+            name,
+            role,
+            password,
+        } => {
+            let url = require_url(&db)?;
+            let pool = Db::connect(&DbConfig::new(url)).await?;
+            let org_id = organizations::id_by_slug(&pool, &org)
+                .await?
+                .with_context(|| format!("no organization '{org}'"))?;
+            let role: Role = role.parse()?;
+            let mut tx = pool.tenant(org_id).await?;
+            let user = users::create(
+                &mut tx,
+                &Tenant::system(org_id, "admin-cli"),
+                NewUser {
+                    email,
+                    name,
+                    role,
+                    password,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            println!("user {} ({}) created: {}", user.email, user.role, user.id);
+        }
+    }
+    Ok(())
+}

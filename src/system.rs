@@ -1,0 +1,291 @@
+//! Starting and stopping the whole system in one process: database
+//! (migrated), MQTT broker, ingest, analytics, API and, with `demo`, a
+//! simulated fleet. `maintainpro up`, the end-to-end tests and the
+//! benchmarks all start the system through [`start`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use maintainpro_analytics::{AnalyticsConfig, AnalyticsStats};
+use maintainpro_api::ApiConfig;
+use maintainpro_ingest::{IngestConfig, IngestStats};
+use maintainpro_models::db::DbConfig;
+use maintainpro_models::Db;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::database::Database;
+use crate::{broker, demo};
+
+/// Which MQTT broker to use.
+#[derive(Debug, Clone)]
+pub enum MqttChoice {
+    /// Start the embedded broker on this address. With `any_port_if_taken`,
+    /// a free port is used when this one is taken.
+    Embedded {
+        listen: SocketAddr,
+        any_port_if_taken: bool,
+    },
+    /// Use a running broker.
+    External { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    /// `None`: a self-managed PostgreSQL in `data_dir/postgres`.
+    pub database_url: Option<String>,
+    pub app_database_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// The broker ingest reads from; `None` runs no ingest.
+    pub mqtt: Option<MqttChoice>,
+    /// Where the API listens; `None` runs no API.
+    pub api_bind: Option<SocketAddr>,
+    /// HS256 key for access tokens; random for this run when `None`.
+    pub jwt_secret: Option<String>,
+    pub static_dir: Option<PathBuf>,
+    pub ingest: IngestConfig,
+    pub analytics: AnalyticsConfig,
+    /// Run analytics in this process.
+    pub with_analytics: bool,
+    pub demo: Option<demo::DemoOptions>,
+}
+
+impl SystemConfig {
+    /// Everything on free local ports, for tests and benchmarks.
+    pub fn local_test(database_url: String) -> Self {
+        Self {
+            database_url: Some(database_url),
+            app_database_url: None,
+            data_dir: std::env::temp_dir(),
+            mqtt: Some(MqttChoice::Embedded {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                any_port_if_taken: true,
+            }),
+            api_bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            jwt_secret: None,
+            static_dir: None,
+            ingest: IngestConfig {
+                flush_interval: Duration::from_millis(50),
+                ..IngestConfig::default()
+            },
+            analytics: AnalyticsConfig {
+                interval: Duration::from_millis(200),
+                ..AnalyticsConfig::default()
+            },
+            with_analytics: true,
+            demo: None,
+        }
+    }
+}
+
+/// A running system.
+pub struct Running {
+    pub api_addr: Option<SocketAddr>,
+    /// The broker (empty host and port 0 when ingest does not run).
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    pub db: Db,
+    /// Owner URL of the database (migrations, admin tasks).
+    pub database_url: String,
+    pub ingest_stats: Arc<IngestStats>,
+    pub analytics_stats: Arc<AnalyticsStats>,
+    pub demo: Option<demo::DemoInfo>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+    database: Option<Database>,
+}
+
+/// Starts every part; returns once all are up.
+pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
+    let database = Database::open(
+        config.database_url.clone(),
+        config.app_database_url.clone(),
+        config.data_dir.clone(),
+    )
+    .await?;
+    Db::migrate(&database.url)
+        .await
+        .context("database migrations failed")?;
+    let db = Db::connect(&DbConfig {
+        url: database.url.clone(),
+        app_url: database.app_url.clone(),
+        max_connections: 16,
+    })
+    .await
+    .context("cannot connect to the database")?;
+
+    let (mqtt_host, mqtt_port) = match &config.mqtt {
+        None => (String::new(), 0),
+        Some(MqttChoice::Embedded {
+            listen,
+            any_port_if_taken,
+        }) => {
+            let mut listen = *listen;
+            if listen.port() == 0 || (*any_port_if_taken && broker::port_taken(listen)) {
+                let requested = listen.port();
+                listen.set_port(broker::free_port()?);
+                if requested != 0 {
+                    tracing::warn!(
+                        requested,
+                        using = listen.port(),
+                        "MQTT port taken; the embedded broker uses another"
+                    );
+                }
+            }
+            broker::start(listen)?;
+            tracing::info!(%listen, "embedded MQTT broker listening");
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                listen.ip().to_string()
+            };
+            (host, listen.port())
+        }
+        Some(MqttChoice::External { host, port }) => (host.clone(), *port),
+    };
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let ingest_stats = Arc::new(IngestStats::new());
+    let ingest_config = IngestConfig {
+        mqtt_host: mqtt_host.clone(),
+        mqtt_port,
+        ..config.ingest.clone()
+    };
+    if config.mqtt.is_some() {
+        let (db, stats, token) = (db.clone(), ingest_stats.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let r = maintainpro_ingest::run(db, ingest_config, stats, token).await;
+            ("ingest", r.map_err(anyhow::Error::from))
+        });
+    }
+
+    let analytics_stats = Arc::new(AnalyticsStats::default());
+    if config.with_analytics {
+        let (db, stats, token, cfg) = (
+            db.clone(),
+            analytics_stats.clone(),
+            shutdown.clone(),
+            config.analytics.clone(),
+        );
+        tasks.spawn(async move {
+            maintainpro_analytics::run(db, cfg, stats, token).await;
+            ("analytics", Ok(()))
+        });
+    }
+
+    let api_addr = match config.api_bind {
+        Some(bind) => {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind} for the API (use --api-bind)"))?;
+            let addr = listener.local_addr()?;
+            let mut api_config =
+                ApiConfig::new(addr, config.jwt_secret.clone().unwrap_or_else(random_secret));
+            api_config.static_dir = config.static_dir.clone();
+            let (db, token) = (db.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let r = maintainpro_api::run(db, api_config, listener, token).await;
+                ("api", r.map_err(anyhow::Error::from))
+            });
+            Some(addr)
+        }
+        None => None,
+    };
+
+    let demo = match (&config.demo, config.mqtt.is_some()) {
+        (Some(opts), true) => {
+            let info = demo::seed(&db, opts)
+                .await
+                .context("cannot seed the demo organization")?;
+            let target = maintainpro_edge::MqttTarget {
+                host: mqtt_host.clone(),
+                port: mqtt_port,
+                client_id: "maintainpro-demo-fleet".into(),
+                username: None,
+                password: None,
+            };
+            let (sim, token) = (info.sim.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let r = maintainpro_edge::simulate(target, sim, token).await;
+                ("demo fleet", r.map(|_| ()).map_err(anyhow::Error::from))
+            });
+            Some(info)
+        }
+        _ => None,
+    };
+
+    Ok(Running {
+        api_addr,
+        mqtt_host,
+        mqtt_port,
+        db,
+        database_url: database.url.clone(),
+        ingest_stats,
+        analytics_stats,
+        demo,
+        shutdown,
+        tasks,
+        database: Some(database),
+    })
+}
+
+impl Running {
+    /// The API's base URL, e.g. `http://127.0.0.1:8080`, when it runs.
+    pub fn api_url(&self) -> Option<String> {
+        self.api_addr.map(|a| format!("http://{a}"))
+    }
+
+    /// A token that stops the system when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until a service stops by itself (an error) or `shutdown` fires.
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => Ok(()),
+            done = self.tasks.join_next() => match done {
+                Some(Ok((name, Err(e)))) => Err(e.context(format!("{name} stopped"))),
+                Some(Ok((name, Ok(())))) => {
+                    tracing::info!(service = name, "service finished");
+                    Ok(())
+                }
+                Some(Err(e)) => Err(anyhow::anyhow!("a service task failed: {e}")),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Stops every service, then the database if we manage it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let drain = async {
+            while let Some(done) = self.tasks.join_next().await {
+                if let Ok((name, Err(e))) = done {
+                    tracing::warn!(service = name, error = %e, "service stopped with an error");
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(15), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("services did not stop within 15 s; aborting them");
+            self.tasks.abort_all();
+        }
+        self.db.close().await;
+        if let Some(d) = self.database.take() {
+            d.stop().await;
+        }
+    }
+}
+
+fn random_secret() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 48)
+}
