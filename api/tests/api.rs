@@ -16,10 +16,9 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use maintainpro_api::auth::Claims;
 use maintainpro_api::{router, ApiConfig, AppState};
 use maintainpro_models::auth::Role;
-use maintainpro_models::devices::{self, NewDevice, NewSensor, Sensor};
-use maintainpro_models::equipment::{self, Equipment, NewEquipment};
-use maintainpro_models::organizations;
-use maintainpro_models::testkit::{test_db, TestDb};
+use maintainpro_models::devices::Sensor;
+use maintainpro_models::equipment::Equipment;
+use maintainpro_models::testkit::{self, test_db, TestDb};
 use maintainpro_models::users::{self, NewUser, User};
 use maintainpro_models::work_orders::{self, NewWorkOrder, WorkOrder};
 use maintainpro_models::{Actor, Db, Tenant};
@@ -28,7 +27,7 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 const SECRET: &str = "test-secret-test-secret-test-secret";
-const PASSWORD: &str = "correct horse battery";
+const PASSWORD: &str = testkit::SEED_PASSWORD;
 
 /// One organization's seeded rows.
 struct Org {
@@ -168,68 +167,12 @@ fn config() -> ApiConfig {
 }
 
 async fn seed_org(db: &Db, slug: &str) -> Org {
-    let org = organizations::create(db, slug, &format!("{slug} inc"))
-        .await
-        .unwrap();
-    let tenant = system(org.id);
-    let mut tx = db.tenant(org.id).await.unwrap();
-    let admin = users::create(
-        &mut tx,
-        &tenant,
-        NewUser {
-            email: format!("admin@{slug}.test"),
-            name: "Admin".into(),
-            role: Role::Admin,
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
-    let equipment = equipment::create(
-        &mut tx,
-        &tenant,
-        NewEquipment {
-            name: format!("{slug} pump"),
-            asset_tag: format!("{slug}-P1"),
-            parent_id: None,
-            description: String::new(),
-            location: "hall 1".into(),
-            criticality: Some("high".into()),
-        },
-    )
-    .await
-    .unwrap();
-    let device = devices::create_device(
-        &mut tx,
-        &tenant,
-        NewDevice {
-            name: format!("{slug}-gw1"),
-            description: String::new(),
-        },
-    )
-    .await
-    .unwrap();
-    let sensor = devices::create_sensor(
-        &mut tx,
-        &tenant,
-        NewSensor {
-            device_id: device.device.id,
-            equipment_id: equipment.id,
-            metric: "bearing_temp".into(),
-            name: None,
-            unit: "degC".into(),
-            min_value: None,
-            max_value: None,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    let s = testkit::seed_org(db, slug, &["bearing_temp"]).await;
     Org {
-        id: org.id,
-        admin,
-        equipment,
-        sensor,
+        id: s.tenant.org_id,
+        admin: s.admin,
+        equipment: s.equipment,
+        sensor: s.sensors[0].clone(),
     }
 }
 

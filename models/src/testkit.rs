@@ -91,3 +91,93 @@ pub async fn test_db() -> TestDb {
     };
     TestDb { db, url, name }
 }
+
+/// What [`seed_org`] created.
+#[derive(Debug, Clone)]
+pub struct SeededOrg {
+    pub tenant: crate::Tenant,
+    pub slug: String,
+    pub admin: crate::users::User,
+    pub password: String,
+    pub equipment: crate::equipment::Equipment,
+    pub device: crate::devices::Device,
+    /// One sensor per metric, in the order given.
+    pub sensors: Vec<crate::devices::Sensor>,
+}
+
+/// The password of every seeded admin.
+pub const SEED_PASSWORD: &str = "correct horse battery";
+
+/// An organization `slug` with an admin `admin@{slug}.test`, one machine
+/// (asset tag `P-101`), one gateway `gw-01` and a sensor per metric.
+pub async fn seed_org(db: &Db, slug: &str, metrics: &[&str]) -> SeededOrg {
+    use crate::devices::{self, NewDevice, NewSensor};
+    use crate::equipment::{self, NewEquipment};
+    use crate::users::{self, NewUser};
+    let seeded = async {
+        let org = crate::organizations::create(db, slug, &format!("{slug} inc")).await?;
+        let tenant = crate::Tenant::system(org.id, "test");
+        let mut tx = db.tenant(org.id).await?;
+        let admin = users::create(
+            &mut tx,
+            &tenant,
+            NewUser {
+                email: format!("admin@{slug}.test"),
+                name: "Admin".into(),
+                role: crate::auth::Role::Admin,
+                password: SEED_PASSWORD.into(),
+            },
+        )
+        .await?;
+        let equipment = equipment::create(
+            &mut tx,
+            &tenant,
+            NewEquipment {
+                name: "Cooling pump".into(),
+                asset_tag: "P-101".into(),
+                parent_id: None,
+                description: String::new(),
+                location: "Hall 1".into(),
+                criticality: Some("high".into()),
+            },
+        )
+        .await?;
+        let device = devices::create_device(
+            &mut tx,
+            &tenant,
+            NewDevice {
+                name: "gw-01".into(),
+                description: String::new(),
+            },
+        )
+        .await?
+        .device;
+        let mut sensors = Vec::new();
+        for m in metrics {
+            let new = NewSensor {
+                device_id: device.id,
+                equipment_id: equipment.id,
+                metric: m.to_string(),
+                name: None,
+                unit: String::new(),
+                min_value: None,
+                max_value: None,
+            };
+            sensors.push(devices::create_sensor(&mut tx, &tenant, new).await?);
+        }
+        tx.commit().await?;
+        Ok::<_, crate::ModelError>(SeededOrg {
+            tenant,
+            slug: slug.to_string(),
+            admin,
+            password: SEED_PASSWORD.to_string(),
+            equipment,
+            device,
+            sensors,
+        })
+    };
+    match seeded.await {
+        Ok(s) => s,
+        Err(e) => panic!("cannot seed organization {slug}: {e}"),
+    }
+}

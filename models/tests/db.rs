@@ -4,13 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use maintainpro_models::anomalies::{self, NewAnomaly};
-use maintainpro_models::auth::Role;
-use maintainpro_models::devices::{self, NewDevice, NewSensor};
-use maintainpro_models::equipment::{self, NewEquipment};
-use maintainpro_models::testkit::test_db;
-use maintainpro_models::users::{self, NewUser};
+use maintainpro_models::equipment;
+use maintainpro_models::testkit::{self, test_db};
 use maintainpro_models::work_orders::{self, AutoRaise, Kind, NewWorkOrder, Priority, Status};
-use maintainpro_models::{organizations, Db, ModelError, Tenant};
+use maintainpro_models::{Db, ModelError, Tenant};
 use uuid::Uuid;
 
 struct Org {
@@ -21,74 +18,23 @@ struct Org {
 }
 
 async fn seed(db: &Db, slug: &str) -> Org {
-    let org = organizations::create(db, slug, slug).await.unwrap();
-    let tenant = Tenant::system(org.id, "test");
-    let mut tx = db.tenant(org.id).await.unwrap();
-    users::create(
-        &mut tx,
-        &tenant,
-        NewUser {
-            email: format!("admin@{slug}.test"),
-            name: "Admin".into(),
-            role: Role::Admin,
-            password: "password123".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let eq = equipment::create(
-        &mut tx,
-        &tenant,
-        NewEquipment {
-            name: "Pump".into(),
-            asset_tag: "P-1".into(),
-            parent_id: None,
-            description: String::new(),
-            location: String::new(),
-            criticality: None,
-        },
-    )
-    .await
-    .unwrap();
-    let dev = devices::create_device(
-        &mut tx,
-        &tenant,
-        NewDevice {
-            name: "gw-1".into(),
-            description: String::new(),
-        },
-    )
-    .await
-    .unwrap();
-    let sensor = devices::create_sensor(
-        &mut tx,
-        &tenant,
-        NewSensor {
-            device_id: dev.device.id,
-            equipment_id: eq.id,
-            metric: "temp".into(),
-            name: None,
-            unit: "C".into(),
-            min_value: None,
-            max_value: None,
-        },
-    )
-    .await
-    .unwrap();
+    let s = testkit::seed_org(db, slug, &["temp"]).await;
+    let (tenant, sensor) = (s.tenant, s.sensors[0].id);
+    let mut tx = db.tenant(tenant.org_id).await.unwrap();
     sqlx::query("INSERT INTO readings (organization_id, sensor_id, ts, value) VALUES ($1, $2, now(), 1.0)")
-        .bind(org.id)
-        .bind(sensor.id)
+        .bind(tenant.org_id)
+        .bind(sensor)
         .execute(&mut *tx)
         .await
         .unwrap();
-    let wo = work_orders::create(&mut tx, &tenant, new_wo("Fix the pump", Some(eq.id)))
+    let wo = work_orders::create(&mut tx, &tenant, new_wo("Fix the pump", Some(s.equipment.id)))
         .await
         .unwrap();
     tx.commit().await.unwrap();
     Org {
         tenant,
-        equipment: eq.id,
-        sensor: sensor.id,
+        equipment: s.equipment.id,
+        sensor,
         work_order: wo.id,
     }
 }

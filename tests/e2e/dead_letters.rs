@@ -12,7 +12,7 @@ async fn bad_input_is_dead_lettered_and_ingest_keeps_running() {
     let app = App::start().await;
     let org = app.seed_org("dl", &["temp"]).await;
     let token = app.login(&org).await;
-    let topic = format!("mp/v1/{}/{}/telemetry", org.slug, org.device);
+    let topic = format!("mp/v1/{}/{}/telemetry", org.slug, org.device.name);
     let now = chrono::Utc::now().to_rfc3339();
     app.publish(&[
         (topic.clone(), b"{not json".to_vec()),
@@ -77,7 +77,7 @@ async fn bad_input_is_dead_lettered_and_ingest_keeps_running() {
         format!(r#"{{"ts":"{now}","metrics":{{"temp":21.5}}}}"#).into_bytes(),
     )])
     .await;
-    let sensor = org.sensor_ids[0];
+    let sensor = org.sensors[0].id;
     eventually(Duration::from_secs(20), "the good reading", || async {
         let (_, body) = app
             .get(&token, &format!("/api/v1/sensors/{sensor}/readings"))

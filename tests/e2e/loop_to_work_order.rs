@@ -60,7 +60,7 @@ async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly() {
     assert_eq!(wo["status"], "open");
     assert_eq!(
         wo["equipmentId"].as_str().or(wo["equipment_id"].as_str()),
-        Some(org.equipment_id.to_string().as_str())
+        Some(org.equipment.id.to_string().as_str())
     );
     assert!(wo["code"].as_str().unwrap().starts_with("WO-"));
     let anomaly_id = wo["anomalyId"]
@@ -80,7 +80,7 @@ async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly() {
     assert_eq!(a["kind"], "high");
     assert_eq!(
         a["sensorId"].as_str().or(a["sensor_id"].as_str()),
-        Some(org.sensor_ids[0].to_string().as_str())
+        Some(org.sensors[0].id.to_string().as_str())
     );
 
     // The same fault again, later, while the work order is still open.
@@ -118,7 +118,7 @@ async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly() {
             &token,
             &format!(
                 "/api/v1/sensors/{}/readings?from={}&to={}&max_points=60",
-                org.sensor_ids[0],
+                org.sensors[0].id,
                 (origin - chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 (origin + chrono::Duration::seconds(601)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ),

@@ -3,12 +3,8 @@
 use std::time::{Duration, Instant};
 
 use maintainpro::system::{self, Running, SystemConfig};
-use maintainpro_models::auth::Role;
-use maintainpro_models::devices::{self, NewDevice, NewSensor};
-use maintainpro_models::equipment::{self, NewEquipment};
-use maintainpro_models::testkit::{test_db, TestDb};
-use maintainpro_models::users::{self, NewUser};
-use maintainpro_models::{organizations, Tenant};
+pub use maintainpro_models::testkit::SeededOrg;
+use maintainpro_models::testkit::{self, test_db, TestDb};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use uuid::Uuid;
@@ -17,15 +13,6 @@ pub struct App {
     pub running: Running,
     pub db: TestDb,
     pub http: reqwest::Client,
-}
-
-pub struct SeededOrg {
-    pub slug: String,
-    pub email: String,
-    pub password: String,
-    pub equipment_id: Uuid,
-    pub sensor_ids: Vec<Uuid>,
-    pub device: String,
 }
 
 impl App {
@@ -57,83 +44,14 @@ impl App {
     /// An organization with an admin, one machine, one gateway `gw-01` and
     /// a sensor per metric.
     pub async fn seed_org(&self, slug: &str, metrics: &[&str]) -> SeededOrg {
-        let db = &self.running.db;
-        let org = organizations::create(db, slug, slug).await.unwrap();
-        let tenant = Tenant::system(org.id, "test");
-        let mut tx = db.tenant(org.id).await.unwrap();
-        let email = format!("admin@{slug}.test");
-        let password = "correct horse battery".to_string();
-        users::create(
-            &mut tx,
-            &tenant,
-            NewUser {
-                email: email.clone(),
-                name: "Admin".into(),
-                role: Role::Admin,
-                password: password.clone(),
-            },
-        )
-        .await
-        .unwrap();
-        let eq = equipment::create(
-            &mut tx,
-            &tenant,
-            NewEquipment {
-                name: "Cooling pump".into(),
-                asset_tag: "P-101".into(),
-                parent_id: None,
-                description: String::new(),
-                location: String::new(),
-                criticality: Some("high".into()),
-            },
-        )
-        .await
-        .unwrap();
-        let dev = devices::create_device(
-            &mut tx,
-            &tenant,
-            NewDevice {
-                name: "gw-01".into(),
-                description: String::new(),
-            },
-        )
-        .await
-        .unwrap();
-        let mut sensor_ids = Vec::new();
-        for m in metrics {
-            let s = devices::create_sensor(
-                &mut tx,
-                &tenant,
-                NewSensor {
-                    device_id: dev.device.id,
-                    equipment_id: eq.id,
-                    metric: m.to_string(),
-                    name: None,
-                    unit: String::new(),
-                    min_value: None,
-                    max_value: None,
-                },
-            )
-            .await
-            .unwrap();
-            sensor_ids.push(s.id);
-        }
-        tx.commit().await.unwrap();
-        SeededOrg {
-            slug: slug.into(),
-            email,
-            password,
-            equipment_id: eq.id,
-            sensor_ids,
-            device: "gw-01".into(),
-        }
+        testkit::seed_org(&self.running.db, slug, metrics).await
     }
 
     pub async fn login(&self, org: &SeededOrg) -> String {
         let r: Value = self
             .http
             .post(self.url("/api/v1/auth/login"))
-            .json(&serde_json::json!({"email": org.email, "password": org.password}))
+            .json(&serde_json::json!({"email": org.admin.email, "password": org.password}))
             .send()
             .await
             .unwrap()

@@ -17,7 +17,7 @@ async fn foreign_ids_answer_404() {
         .http
         .post(app.url("/api/v1/work-orders"))
         .bearer_auth(&token_b)
-        .json(&serde_json::json!({"title": "B's secret job", "equipmentId": b.equipment_id, "equipment_id": b.equipment_id}))
+        .json(&serde_json::json!({"title": "B's secret job", "equipmentId": b.equipment.id, "equipment_id": b.equipment.id}))
         .send()
         .await
         .unwrap();
@@ -27,9 +27,9 @@ async fn foreign_ids_answer_404() {
 
     for path in [
         format!("/api/v1/work-orders/{wo_b}"),
-        format!("/api/v1/equipment/{}", b.equipment_id),
-        format!("/api/v1/sensors/{}", b.sensor_ids[0]),
-        format!("/api/v1/sensors/{}/readings", b.sensor_ids[0]),
+        format!("/api/v1/equipment/{}", b.equipment.id),
+        format!("/api/v1/sensors/{}", b.sensors[0].id),
+        format!("/api/v1/sensors/{}/readings", b.sensors[0].id),
     ] {
         let (status, body) = app.get(&token_a, &path).await;
         assert_eq!(status, 404, "{path}: {body}");
@@ -43,7 +43,7 @@ async fn foreign_ids_answer_404() {
         let (_, body) = app.get(&token_a, path).await;
         let text = body.to_string();
         assert!(
-            !text.contains(&wo_b) && !text.contains(&b.equipment_id.to_string()),
+            !text.contains(&wo_b) && !text.contains(&b.equipment.id.to_string()),
             "{path} leaks B: {text}"
         );
     }
