@@ -131,9 +131,17 @@ impl Detector {
     }
 
     /// Feeds history without raising anything (warm-up after a restart).
-    pub fn prime(&mut self, value: f64) {
-        self.track_stuck(value);
-        self.push_baseline(value);
+    /// Runs the same logic as [`Detector::observe`], so anomalous history
+    /// (a spike, a frozen run) stays out of the baseline exactly as it did
+    /// live. Follow with [`Detector::resume_episode`] or
+    /// [`Detector::clear_episode`] to match what the database says.
+    pub fn prime(&mut self, ts: DateTime<Utc>, value: f64) {
+        let _ = self.observe(ts, value);
+    }
+
+    /// Forgets an episode left open by priming (the database says it ended).
+    pub fn clear_episode(&mut self) {
+        self.episode = None;
     }
 
     /// Marks an episode as already open (restored after a restart).
@@ -392,6 +400,29 @@ mod tests {
         assert!(
             matches!(sig.last(), Some((_, Signal::Closed { .. }))),
             "it ends when values move again"
+        );
+    }
+
+    /// After a restart during a stuck episode, the detector is primed from
+    /// history and told the episode is open: normal data then closes it
+    /// and raises nothing new.
+    #[test]
+    fn restart_during_stuck_episode_raises_nothing_new() {
+        let frozen = 50.0 + noise(199);
+        let history: Vec<f64> = (0..290)
+            .map(|i| if i >= 200 { frozen } else { 50.0 + noise(i) })
+            .collect();
+        let mut d = Detector::new(DetectorConfig::default(), None, None);
+        for (i, v) in history.iter().enumerate().skip(290 - 120) {
+            d.prime(t(i as i64), *v);
+        }
+        d.resume_episode(AnomalyKind::Stuck, 30, frozen, 90.0);
+        let signals: Vec<Signal> = (290..600)
+            .filter_map(|i| d.observe(t(i), 50.0 + noise(i)))
+            .collect();
+        assert!(
+            matches!(signals.as_slice(), [Signal::Closed { .. }]),
+            "{signals:?}"
         );
     }
 

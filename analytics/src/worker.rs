@@ -207,18 +207,19 @@ async fn load(
         let mut detector = Detector::new(config.detector, ctx.min_value, ctx.max_value);
         let cursor = cursors.get(&ctx.id).copied();
         if let Some(c) = cursor {
-            let history: Vec<f64> = sqlx::query_scalar(
-                "SELECT value FROM (SELECT ts, value FROM readings WHERE sensor_id = $1 AND ts <= $2
-                                    ORDER BY ts DESC LIMIT $3) h ORDER BY ts",
+            let history: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(
+                "SELECT ts, value FROM (SELECT ts, value FROM readings WHERE sensor_id = $1 AND ts <= $2
+                                        ORDER BY ts DESC LIMIT $3) h ORDER BY ts",
             )
             .bind(ctx.id)
             .bind(c)
-            .bind(config.detector.window as i64)
+            .bind(2 * config.detector.window as i64)
             .fetch_all(&mut **tx)
             .await?;
-            for v in history {
-                detector.prime(v);
+            for (ts, v) in history {
+                detector.prime(ts, v);
             }
+            detector.clear_episode();
         }
         let open_anomaly = open.get(&ctx.id).map(|a| {
             let kind = match a.kind.as_str() {

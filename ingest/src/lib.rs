@@ -36,6 +36,13 @@ pub struct IngestConfig {
     pub shared_group: Option<String>,
     /// Flush when this many readings are buffered …
     pub batch_max: usize,
+    /// … or this many messages (brokers send only a window of unacknowledged
+    /// QoS 1 messages — rumqttd 100, Mosquitto 20 by default — and we ack
+    /// only after commit, so waiting for more would stall the stream) …
+    pub batch_max_messages: usize,
+    /// … or when no message arrived for this long (the broker is waiting
+    /// for our acks) …
+    pub idle_flush: Duration,
     /// … or when the oldest buffered message is this old.
     pub flush_interval: Duration,
     /// Timestamps further in the future than this are dead-lettered.
@@ -54,6 +61,8 @@ impl Default for IngestConfig {
             password: None,
             shared_group: None,
             batch_max: 5_000,
+            batch_max_messages: 100,
+            idle_flush: Duration::from_millis(2),
             flush_interval: Duration::from_millis(100),
             max_future_skew: Duration::from_secs(300),
             inflight: 1000,

@@ -90,11 +90,12 @@ pub(crate) async fn run(
     };
     let mut batch = Batch::default();
     let skew = chrono::Duration::from_std(config.max_future_skew).unwrap_or(chrono::Duration::minutes(5));
+    let mut last_message = Instant::now();
     loop {
-        let deadline = batch
-            .started
-            .map(|s| s + config.flush_interval)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let deadline = match batch.started {
+            Some(first) => (first + config.flush_interval).min(last_message + config.idle_flush),
+            None => Instant::now() + Duration::from_secs(3600),
+        };
         let next = tokio::select! {
             p = rx.recv() => p,
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -103,12 +104,13 @@ pub(crate) async fn run(
             }
         };
         let Some(publish) = next else { break };
+        last_message = Instant::now();
         if batch.started.is_none() {
-            batch.started = Some(Instant::now());
+            batch.started = Some(last_message);
         }
         accept(&mut registry, &publish, skew, &mut batch).await;
         batch.publishes.push(publish);
-        if batch.rows.len() >= config.batch_max || batch.publishes.len() >= config.inflight as usize {
+        if batch.rows.len() >= config.batch_max || batch.publishes.len() >= config.batch_max_messages {
             flush(&db, &client, &stats, &mut batch, &shutdown).await;
         }
     }
