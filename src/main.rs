@@ -80,6 +80,14 @@ struct UpArgs {
     /// Use this broker instead of the embedded one (mqtt://host:port).
     #[arg(long, env = "MP_MQTT_URL")]
     mqtt_url: Option<String>,
+    /// Subscribe through `$share/GROUP/…` so several ingest instances split
+    /// the load (MQTT 5 shared subscriptions; supported by Mosquitto and EMQX).
+    #[arg(long, env = "MP_MQTT_SHARED_GROUP")]
+    mqtt_shared_group: Option<String>,
+    /// Ingest's MQTT client id: stable, so the broker keeps its session;
+    /// give each ingest instance its own.
+    #[arg(long, env = "MP_MQTT_CLIENT_ID", default_value = "maintainpro-ingest")]
+    mqtt_client_id: String,
     /// Data directory of the self-managed PostgreSQL and local secrets.
     #[arg(long, env = "MP_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -244,7 +252,11 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
         api_bind,
         jwt_secret,
         static_dir,
-        ingest: Default::default(),
+        ingest: maintainpro_ingest::IngestConfig {
+            shared_group: args.mqtt_shared_group.clone(),
+            client_id: args.mqtt_client_id.clone(),
+            ..Default::default()
+        },
         analytics: Default::default(),
         with_analytics: matches!(services, Services::All | Services::Analytics),
         demo: (args.demo && services == Services::All).then(|| DemoOptions {
