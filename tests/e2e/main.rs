@@ -6,5 +6,6 @@
 mod support;
 
 mod dead_letters;
+mod demo;
 mod loop_to_work_order;
 mod tenancy;
