@@ -16,6 +16,13 @@ use crate::routes;
                        Sign in with POST /api/v1/auth/login and send `Authorization: Bearer <accessToken>`."
     ),
     paths(
+        routes::activity::list_comments,
+        routes::activity::add_comment,
+        routes::activity::time_sheet,
+        routes::activity::log_time,
+        routes::equipment::update,
+        routes::equipment::subtree,
+        routes::equipment::path,
         routes::auth::login,
         routes::auth::me,
         routes::equipment::list,

@@ -206,3 +206,178 @@ mod tests {
         assert_eq!(t[0].children[0].children[0].equipment.id, Uuid::from_u128(3));
     }
 }
+
+/// Changes to an equipment record; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct EquipmentUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub location: Option<String>,
+    /// low | medium | high | critical
+    pub criticality: Option<String>,
+    /// active | maintenance | decommissioned | retired. Decommissioning or
+    /// retiring cascades to every descendant; a node can only be active or
+    /// in maintenance while its parent is.
+    pub status: Option<String>,
+    /// Move under another parent (`move_to_root: true` to make it a root).
+    pub parent_id: Option<Uuid>,
+    #[serde(default)]
+    pub move_to_root: bool,
+}
+
+pub const STATUSES: [&str; 4] = ["active", "maintenance", "decommissioned", "retired"];
+
+fn is_out_of_service(status: &str) -> bool {
+    matches!(status, "decommissioned" | "retired")
+}
+
+/// Updates an equipment record: fields, status (with cascade) and parent
+/// (refusing cycles). Moves in one organization are serialized so two
+/// concurrent moves cannot build a cycle together.
+pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, change: EquipmentUpdate) -> Result<Equipment> {
+    let mut errors = Vec::new();
+    if let Some(n) = &change.name {
+        if n.trim().is_empty() || n.len() > 200 {
+            errors.push(FieldError::new("name", "must be 1-200 characters"));
+        }
+    }
+    if let Some(c) = &change.criticality {
+        if !CRITICALITIES.contains(&c.as_str()) {
+            errors.push(FieldError::new(
+                "criticality",
+                "must be one of low, medium, high, critical",
+            ));
+        }
+    }
+    if let Some(s) = &change.status {
+        if !STATUSES.contains(&s.as_str()) {
+            errors.push(FieldError::new(
+                "status",
+                "must be one of active, maintenance, decommissioned, retired",
+            ));
+        }
+    }
+    if change.move_to_root && change.parent_id.is_some() {
+        errors.push(FieldError::new(
+            "parent_id",
+            "give parent_id or move_to_root, not both",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ModelError::Validation(errors));
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{}:equipment-tree", tenant.org_id))
+        .execute(&mut **tx)
+        .await?;
+    let current = get(tx, id).await?;
+    let parent_id = if change.move_to_root {
+        None
+    } else {
+        change.parent_id.or(current.parent_id)
+    };
+    if let Some(p) = change.parent_id {
+        let parent = get(tx, p).await.map_err(|e| match e {
+            ModelError::NotFound(_) => ModelError::invalid("parent_id", "no such equipment"),
+            other => other,
+        })?;
+        if subtree_ids(tx, id).await?.contains(&parent.id) {
+            return Err(ModelError::invalid(
+                "parent_id",
+                "cannot move equipment under itself or one of its descendants",
+            ));
+        }
+    }
+    let status = change.status.clone().unwrap_or_else(|| current.status.clone());
+    if !is_out_of_service(&status) {
+        if let Some(p) = parent_id {
+            let parent = get(tx, p).await?;
+            if is_out_of_service(&parent.status) {
+                return Err(ModelError::Conflict(format!(
+                    "'{}' is {}: its equipment cannot be {status}",
+                    parent.name, parent.status
+                )));
+            }
+        }
+    }
+    let updated = sqlx::query_as::<_, Equipment>(&format!(
+        "UPDATE equipment SET name = coalesce($2, name), description = coalesce($3, description),
+                location = coalesce($4, location), criticality = coalesce($5, criticality),
+                status = $6, parent_id = $7, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(change.name.as_deref().map(str::trim))
+    .bind(change.description)
+    .bind(change.location)
+    .bind(change.criticality)
+    .bind(&status)
+    .bind(parent_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if is_out_of_service(&status) && status != current.status {
+        // Cascade to every descendant that is still in service.
+        sqlx::query(
+            "WITH RECURSIVE sub AS (SELECT id FROM equipment WHERE parent_id = $1
+                                    UNION ALL SELECT e.id FROM equipment e JOIN sub ON e.parent_id = sub.id)
+             UPDATE equipment SET status = $2, updated_at = now()
+             WHERE id IN (SELECT id FROM sub) AND status NOT IN ('decommissioned', 'retired')",
+        )
+        .bind(id)
+        .bind(&status)
+        .execute(&mut **tx)
+        .await?;
+    }
+    events::emit(tx, tenant, "equipment.updated", Some(updated.id), &updated).await?;
+    Ok(updated)
+}
+
+/// The ids of `id` and all its descendants.
+pub async fn subtree_ids(tx: &mut Tx, id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar::<_, Uuid>(
+        "WITH RECURSIVE sub AS (SELECT id FROM equipment WHERE id = $1
+                                UNION ALL SELECT e.id FROM equipment e JOIN sub ON e.parent_id = sub.id)
+         SELECT id FROM sub",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// `id` and its descendants as a tree.
+pub async fn subtree(tx: &mut Tx, id: Uuid) -> Result<EquipmentNode> {
+    let root = get(tx, id).await?;
+    let ids = subtree_ids(tx, id).await?;
+    let all = sqlx::query_as::<_, Equipment>(&format!(
+        "SELECT {COLUMNS} FROM equipment WHERE id = ANY($1) ORDER BY name, id"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut forest = build_tree(all.into_iter().filter(|e| e.id != root.id).collect());
+    // build_tree makes the root's children roots (their parent is absent).
+    forest.retain(|n| n.equipment.parent_id == Some(root.id));
+    Ok(EquipmentNode {
+        equipment: root,
+        children: forest,
+    })
+}
+
+/// The chain from the top of the hierarchy down to `id`.
+pub async fn path(tx: &mut Tx, id: Uuid) -> Result<Vec<Equipment>> {
+    get(tx, id).await?;
+    Ok(sqlx::query_as::<_, Equipment>(&format!(
+        "WITH RECURSIVE up AS (SELECT id, parent_id, 0 AS depth FROM equipment WHERE id = $1
+                               UNION ALL SELECT e.id, e.parent_id, up.depth + 1
+                               FROM equipment e JOIN up ON e.id = up.parent_id)
+         SELECT {} FROM equipment e JOIN up USING (id) ORDER BY up.depth DESC",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?)
+}

@@ -9,6 +9,7 @@
 //!   the tenant's registry.
 //! - [`readings`]: trend queries over telemetry (ingest owns the writer).
 //! - [`anomalies`]: anomaly episodes found by analytics.
+//! - [`activity`]: work-order comments and labour time logs.
 //! - [`work_orders`]: the work-order state machine and the one function that
 //!   creates work orders, for people and for analytics alike.
 //! - [`dead_letters`], [`events`]: rejected input, and the change outbox.
@@ -16,6 +17,7 @@
 //! - [`error`]: the crate's error type.
 //! - `testkit` (feature): a real PostgreSQL and a fresh database per test.
 
+pub mod activity;
 pub mod anomalies;
 pub mod auth;
 pub mod cluster;

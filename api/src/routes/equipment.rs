@@ -1,10 +1,11 @@
-//! Equipment (assets): list and search, the hierarchy, one asset, create.
+//! Equipment (assets): list and search, the hierarchy (tree, subtree, path,
+//! moves), one asset, create and update.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use maintainpro_models::auth::Permission;
-use maintainpro_models::equipment::{self, Equipment, EquipmentNode, NewEquipment};
+use maintainpro_models::equipment::{self, Equipment, EquipmentNode, EquipmentUpdate, NewEquipment};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -19,7 +20,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/equipment", get(list).post(create))
         .route("/api/v1/equipment/tree", get(tree))
-        .route("/api/v1/equipment/{id}", get(get_one))
+        .route("/api/v1/equipment/{id}", get(get_one).patch(update))
+        .route("/api/v1/equipment/{id}/subtree", get(subtree))
+        .route("/api/v1/equipment/{id}/path", get(path))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -100,4 +103,63 @@ pub async fn create(
     let eq = equipment::create(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;
     Ok(ApiResponse::created(eq))
+}
+
+/// Updates an asset: fields, status (decommissioning or retiring cascades to
+/// its descendants) and parent (moves that would make a cycle are refused).
+#[utoipa::path(
+    patch, path = "/api/v1/equipment/{id}", operation_id = "updateEquipment", tag = "equipment",
+    params(("id" = Uuid, Path, description = "equipment id")), request_body = EquipmentUpdate, security(("bearer" = [])),
+    responses(
+        (status = 200, body = Envelope<Equipment>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(change): Json<EquipmentUpdate>,
+) -> Result<ApiResponse<Equipment>, ApiError> {
+    auth.require(Permission::EquipmentUpdate)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let eq = equipment::update(&mut tx, &auth.tenant, id, change).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(eq))
+}
+
+/// An asset and everything below it.
+#[utoipa::path(
+    get, path = "/api/v1/equipment/{id}/subtree", operation_id = "getEquipmentSubtree", tag = "equipment",
+    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = [])),
+    responses((status = 200, body = Envelope<EquipmentNode>), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn subtree(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<ApiResponse<EquipmentNode>, ApiError> {
+    auth.require(Permission::EquipmentView)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let node = equipment::subtree(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(node))
+}
+
+/// The chain of parents from the top of the hierarchy down to this asset.
+#[utoipa::path(
+    get, path = "/api/v1/equipment/{id}/path", operation_id = "getEquipmentPath", tag = "equipment",
+    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Vec<Equipment>>), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn path(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<ApiResponse<Vec<Equipment>>, ApiError> {
+    auth.require(Permission::EquipmentView)?;
+    let mut tx = state.tenant_tx(&auth).await?;
+    let chain = equipment::path(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(chain))
 }

@@ -4,6 +4,7 @@ use axum::Router;
 
 use crate::state::AppState;
 
+pub mod activity;
 pub mod anomalies;
 pub mod auth;
 pub mod dead_letters;
@@ -23,6 +24,7 @@ pub fn api_v1() -> Router<AppState> {
         .merge(sensors::router())
         .merge(anomalies::router())
         .merge(work_orders::router())
+        .merge(activity::router())
         .merge(dead_letters::router())
         .merge(users::router())
         .merge(system::api_router())
