@@ -166,6 +166,7 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
 
     let analytics_stats = Arc::new(AnalyticsStats::default());
     if config.with_analytics {
+        let running_db = db.clone();
         let (db, stats, token, cfg) = (
             db.clone(),
             analytics_stats.clone(),
@@ -175,6 +176,11 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
         tasks.spawn(async move {
             maintainpro_analytics::run(db, cfg, stats, token).await;
             ("analytics", Ok(()))
+        });
+        let (jobs_db, token) = (running_db.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            maintainpro_analytics::jobs::run(jobs_db, Default::default(), token).await;
+            ("scheduler", Ok(()))
         });
     }
 
@@ -187,6 +193,12 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
             let mut api_config =
                 ApiConfig::new(addr, config.jwt_secret.clone().unwrap_or_else(random_secret));
             api_config.static_dir = config.static_dir.clone();
+            let (hooks_db, hooks_token) = (db.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let cfg = maintainpro_api::webhook_delivery::DeliveryConfig::default();
+                maintainpro_api::webhook_delivery::run(hooks_db, cfg, hooks_token).await;
+                ("webhooks", Ok(()))
+            });
             let (db, token) = (db.clone(), shutdown.clone());
             tasks.spawn(async move {
                 let r = maintainpro_api::run(db, api_config, listener, token).await;

@@ -6,8 +6,10 @@
 //! - [`worker`]: visits every organization on a timer, feeds new readings
 //!   to the detectors, records anomaly episodes and raises auto work orders
 //!   through `maintainpro_models::work_orders::raise_auto`.
+//! - [`jobs`]: scheduled jobs — preventive maintenance and escalation.
 
 pub mod detector;
+pub mod jobs;
 pub mod worker;
 
 pub use worker::{run, AnalyticsConfig, AnalyticsStats};

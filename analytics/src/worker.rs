@@ -106,7 +106,7 @@ async fn pass(
     orgs: &mut HashMap<Uuid, OrgState>,
 ) -> Result<(), AnalyticsError> {
     let tenant = Tenant::system(org, "analytics");
-    let mut tx = db.tenant(org).await?;
+    let mut tx = db.tenant_for(&tenant).await?;
     let stale = orgs
         .get(&org)
         .is_none_or(|s| s.loaded_at.elapsed() > SENSOR_REFRESH);

@@ -28,6 +28,12 @@ pub struct ApiConfig {
     pub audience: String,
     /// The built web UI, served at `/` (with SPA fallback) when it exists.
     pub static_dir: Option<PathBuf>,
+    /// Allow webhooks to loopback, private, link-local and unique-local
+    /// addresses (default false: refused at creation and at delivery).
+    pub allow_private_webhook_targets: bool,
+    /// Origins (e.g. `https://app.example.com`) allowed to open the events
+    /// WebSocket besides the API's own; empty means same-origin only.
+    pub allowed_ws_origins: Vec<String>,
 }
 
 impl ApiConfig {
@@ -40,6 +46,8 @@ impl ApiConfig {
             issuer: DEFAULT_ISSUER.to_string(),
             audience: DEFAULT_AUDIENCE.to_string(),
             static_dir: None,
+            allow_private_webhook_targets: false,
+            allowed_ws_origins: Vec::new(),
         }
     }
 
@@ -67,6 +75,11 @@ impl fmt::Debug for ApiConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("static_dir", &self.static_dir)
+            .field(
+                "allow_private_webhook_targets",
+                &self.allow_private_webhook_targets,
+            )
+            .field("allowed_ws_origins", &self.allowed_ws_origins)
             .finish()
     }
 }

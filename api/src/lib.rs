@@ -13,6 +13,7 @@
 //! - [`extract`]: JSON, path and query extractors whose rejections use the envelope.
 //! - [`middleware`]: request ids and envelope-wrapping of framework errors.
 //! - [`openapi`]: the generated OpenAPI document (`/api/v1/openapi.json`).
+//! - [`webhook_delivery`]: the webhook delivery worker and target checks.
 //!
 //! Every handler works inside one tenant transaction (`Db::tenant`), so
 //! row-level security hides other organizations' rows: a foreign id is a 404.
@@ -27,6 +28,7 @@ pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod webhook_delivery;
 
 pub use config::ApiConfig;
 pub use error::ApiError;

@@ -91,7 +91,9 @@ pub async fn run(
     }
     let state = AppState::new(db, config);
     tracing::info!(%addr, "api listening");
-    axum::serve(listener, router(state))
+    // Peer addresses feed the sign-in rate limiter (`auth::ClientIp`).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
             tracing::info!("api shutting down");

@@ -30,7 +30,7 @@ impl AppState {
     /// Begins a transaction acting for the caller's organization (row-level
     /// security hides every other organization's rows).
     pub async fn tenant_tx(&self, auth: &AuthUser) -> Result<Tx, ApiError> {
-        Ok(self.db.tenant(auth.tenant.org_id).await?)
+        Ok(self.db.tenant_for(&auth.tenant).await?)
     }
 }
 

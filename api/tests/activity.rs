@@ -2,67 +2,13 @@
 //! would use them, including permissions and tenancy.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+mod common;
 
-use axum::body::Body;
-use axum::http::{Method, Request};
-use axum::Router;
-use http_body_util::BodyExt;
-use maintainpro_api::{router, ApiConfig, AppState};
+use axum::http::Method;
+use common::{add_user, app, call, login};
 use maintainpro_models::auth::Role;
-use maintainpro_models::testkit::{seed_org, test_db, SeededOrg, SEED_PASSWORD};
-use maintainpro_models::users::{self, NewUser};
-use serde_json::{json, Value};
-use tower::ServiceExt;
-
-async fn call(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn login(app: &Router, email: &str) -> String {
-    let (status, body) = call(
-        app,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": SEED_PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]["accessToken"].as_str().unwrap().to_string()
-}
-
-async fn add_user(db: &maintainpro_models::Db, org: &SeededOrg, email: &str, role: Role) {
-    let mut tx = db.tenant(org.tenant.org_id).await.unwrap();
-    let new = NewUser {
-        email: email.into(),
-        name: email.into(),
-        role,
-        password: SEED_PASSWORD.into(),
-    };
-    users::create(&mut tx, &org.tenant, new).await.unwrap();
-    tx.commit().await.unwrap();
-}
+use maintainpro_models::testkit::{seed_org, test_db};
+use serde_json::json;
 
 #[tokio::test]
 async fn comments_and_time_logs() {
@@ -71,10 +17,7 @@ async fn comments_and_time_logs() {
     let b = seed_org(&t.db, "act-b", &["temp"]).await;
     add_user(&t.db, &a, "req@act-a.test", Role::Requester).await;
     add_user(&t.db, &a, "tech@act-a.test", Role::Technician).await;
-    let app = router(AppState::new(
-        t.db.clone(),
-        ApiConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), "s".repeat(40)),
-    ));
+    let app = app(&t.db);
     let admin = login(&app, &a.admin.email).await;
     let tech = login(&app, "tech@act-a.test").await;
     let requester = login(&app, "req@act-a.test").await;
@@ -91,11 +34,9 @@ async fn comments_and_time_logs() {
     assert_eq!(status, 201, "{wo}");
     let id = wo["data"]["id"].as_str().unwrap().to_string();
 
-    // Comments: anyone who sees work orders may add one; they come back in order.
-    for (token, text) in [
-        (&tech, "Bearing replaced, running quieter"),
-        (&requester, "Thanks!"),
-    ] {
+    // Comments: anyone who sees the work order may add one; they come back in
+    // order. A requester sees only what they requested.
+    for (token, text) in [(&tech, "Bearing replaced, running quieter"), (&admin, "Thanks!")] {
         let (status, body) = call(
             &app,
             Method::POST,
@@ -115,6 +56,15 @@ async fn comments_and_time_logs() {
     )
     .await;
     assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/work-orders/{id}/comments"),
+        Some(&requester),
+        Some(json!({"body": "me too"})),
+    )
+    .await;
+    assert_eq!(status, 404, "not the requester's work order");
     let texts: Vec<&str> = body["data"]
         .as_array()
         .unwrap()

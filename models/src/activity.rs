@@ -65,7 +65,7 @@ pub async fn add_comment(
     if body.is_empty() || body.chars().count() > 10_000 {
         return Err(ModelError::invalid("body", "must be 1-10000 characters"));
     }
-    work_orders::get(tx, work_order_id).await?;
+    work_orders::get_visible(tx, tenant, work_order_id).await?;
     let c = sqlx::query_as::<_, Comment>(
         "INSERT INTO work_order_comments (id, organization_id, work_order_id, author_id, body)
          VALUES ($1, $2, $3, $4, $5) RETURNING id, work_order_id, author_id, body, created_at",
@@ -81,8 +81,8 @@ pub async fn add_comment(
     Ok(c)
 }
 
-pub async fn comments(tx: &mut Tx, work_order_id: Uuid) -> Result<Vec<Comment>> {
-    work_orders::get(tx, work_order_id).await?;
+pub async fn comments(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid) -> Result<Vec<Comment>> {
+    work_orders::get_visible(tx, tenant, work_order_id).await?;
     Ok(sqlx::query_as::<_, Comment>(
         "SELECT id, work_order_id, author_id, body, created_at FROM work_order_comments
          WHERE work_order_id = $1 ORDER BY created_at, id",
@@ -141,8 +141,8 @@ pub async fn log_time(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid, new: Ne
     Ok(log)
 }
 
-pub async fn time_sheet(tx: &mut Tx, work_order_id: Uuid) -> Result<TimeSheet> {
-    work_orders::get(tx, work_order_id).await?;
+pub async fn time_sheet(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid) -> Result<TimeSheet> {
+    work_orders::get_visible(tx, tenant, work_order_id).await?;
     let entries = sqlx::query_as::<_, TimeLog>(
         "SELECT id, work_order_id, user_id, minutes, performed_on, note, created_at FROM work_order_time_logs
          WHERE work_order_id = $1 ORDER BY performed_on, created_at, id",

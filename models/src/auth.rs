@@ -37,7 +37,7 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Manager => !matches!(permission, UsersManage | OrganizationManage),
+            Role::Manager => !matches!(permission, UsersManage | OrganizationManage | AuditView),
             Role::Technician => matches!(
                 permission,
                 WorkOrdersView
@@ -48,6 +48,8 @@ impl Role {
                     | ReadingsView
                     | AnomaliesView
                     | UsersView
+                    | PartsView
+                    | PartsIssue
             ),
             Role::Requester => matches!(permission, WorkOrdersView | WorkOrdersCreate | EquipmentView),
         }
@@ -99,10 +101,17 @@ pub enum Permission {
     UsersView,
     UsersManage,
     OrganizationManage,
+    PartsView,
+    PartsManage,
+    PartsIssue,
+    WebhooksManage,
+    AuditView,
+    RequestsApprove,
+    PmManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: &'static [Permission] = &[
         Permission::WorkOrdersView,
         Permission::WorkOrdersCreate,
         Permission::WorkOrdersUpdate,
@@ -120,6 +129,13 @@ impl Permission {
         Permission::UsersView,
         Permission::UsersManage,
         Permission::OrganizationManage,
+        Permission::PartsView,
+        Permission::PartsManage,
+        Permission::PartsIssue,
+        Permission::WebhooksManage,
+        Permission::AuditView,
+        Permission::RequestsApprove,
+        Permission::PmManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +158,13 @@ impl Permission {
             UsersView => "users:view",
             UsersManage => "users:manage",
             OrganizationManage => "organization:manage",
+            PartsView => "parts:view",
+            PartsManage => "parts:manage",
+            PartsIssue => "parts:issue",
+            WebhooksManage => "webhooks:manage",
+            AuditView => "audit:view",
+            RequestsApprove => "requests:approve",
+            PmManage => "pm:manage",
         }
     }
 }
@@ -186,7 +209,7 @@ mod tests {
 
     #[test]
     fn admin_has_everything_requester_little() {
-        for p in Permission::ALL {
+        for &p in Permission::ALL {
             assert!(Role::Admin.can(p));
         }
         assert!(!Role::Requester.can(Permission::WorkOrdersUpdate));

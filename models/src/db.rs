@@ -139,6 +139,22 @@ impl Db {
         Ok(tx)
     }
 
+    /// Begins a transaction acting for `tenant`'s organization and recording
+    /// its actor (user or service) for the audit log.
+    pub async fn tenant_for(&self, tenant: &Tenant) -> Result<Tx> {
+        let mut tx = self.tenant(tenant.org_id).await?;
+        let (user, actor) = match tenant.actor {
+            Actor::User { id, role } => (id.to_string(), format!("user:{role}")),
+            Actor::System(service) => (String::new(), service.to_string()),
+        };
+        sqlx::query("SELECT set_config('app.user_id', $1, true), set_config('app.actor', $2, true)")
+            .bind(user)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     /// Begins a transaction acting for no organization: tenant tables look
     /// empty; only cross-organization lookup functions answer.
     pub async fn system(&self) -> Result<Tx> {

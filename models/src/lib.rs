@@ -7,18 +7,26 @@
 //! - [`auth`]: roles, the permission matrix, password hashing.
 //! - [`organizations`], [`users`], [`equipment`], [`devices`] (devices and sensors):
 //!   the tenant's registry.
+//! - [`sessions`]: sign-in sessions (rotating refresh tokens, reuse detection).
+//! - [`requests`]: work requests, approved into work orders or rejected.
 //! - [`readings`]: trend queries over telemetry (ingest owns the writer).
 //! - [`anomalies`]: anomaly episodes found by analytics.
 //! - [`activity`]: work-order comments and labour time logs.
+//! - [`audit`]: the audit log (written by a database trigger).
 //! - [`work_orders`]: the work-order state machine and the one function that
 //!   creates work orders, for people and for analytics alike.
 //! - [`dead_letters`], [`events`]: rejected input, and the change outbox.
+//! - [`parts`]: parts catalog, stock locations, the append-only stock ledger,
+//!   reservations for work orders and parts cost per work order.
+//! - [`webhooks`]: webhook endpoints, the delivery log and its retry schedule.
 //! - [`page`]: cursor pagination.
+//! - [`pm`]: preventive-maintenance schedules and their generation job.
 //! - [`error`]: the crate's error type.
 //! - `testkit` (feature): a real PostgreSQL and a fresh database per test.
 
 pub mod activity;
 pub mod anomalies;
+pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod db;
@@ -29,10 +37,15 @@ pub mod error;
 pub mod events;
 pub mod organizations;
 pub mod page;
+pub mod parts;
+pub mod pm;
 pub mod readings;
+pub mod requests;
+pub mod sessions;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod users;
+pub mod webhooks;
 pub mod work_orders;
 
 pub use db::{Actor, Db, Tenant, Tx};

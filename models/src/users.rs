@@ -1,4 +1,11 @@
-//! Users of an organization and signing in.
+//! Users of an organization and signing in: creation, invitations, profile
+//! and role changes, activation and deactivation.
+//!
+//! An invited user exists inactive, with no usable password, until they
+//! accept the one-time invitation (its SHA-256 is stored, never the token;
+//! 7 days). Deactivation revokes the user's sign-in sessions and pending
+//! invitations; an administrator can neither deactivate themself nor change
+//! their own role, so an organization always keeps an active administrator.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +16,8 @@ use uuid::Uuid;
 use crate::auth::{hash_password, validate_password, verify_password, Role};
 use crate::db::{Db, Tenant, Tx};
 use crate::error::{on_constraint, FieldError, ModelError, Result};
+use crate::events;
+use crate::sessions::{self, TokenHash, TokenRejection};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
@@ -57,16 +66,60 @@ pub struct NewUser {
 
 const COLUMNS: &str = "id, organization_id, email, name, role, active, created_at";
 
-/// Creates a user in the tenant's organization.
-pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewUser) -> Result<User> {
-    let mut errors = Vec::new();
-    let email = new.email.trim().to_lowercase();
+/// Checks an e-mail and a display name; returns the normalized e-mail.
+fn validate_identity(email: &str, name: &str, errors: &mut Vec<FieldError>) -> String {
+    let email = email.trim().to_lowercase();
     if !email.contains('@') || email.len() > 254 || email.contains(char::is_whitespace) {
         errors.push(FieldError::new("email", "must be an e-mail address"));
     }
-    if new.name.trim().is_empty() {
+    validate_name(name, errors);
+    email
+}
+
+fn validate_name(name: &str, errors: &mut Vec<FieldError>) {
+    let n = name.trim().chars().count();
+    if n == 0 {
         errors.push(FieldError::new("name", "must not be empty"));
+    } else if n > 200 {
+        errors.push(FieldError::new("name", "must be at most 200 characters"));
     }
+}
+
+/// Inserts a user row with a ready password hash.
+async fn insert(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    email: &str,
+    name: &str,
+    role: Role,
+    hash: &str,
+    active: bool,
+) -> Result<User> {
+    let row = sqlx::query_as::<_, UserRow>(&format!(
+        "INSERT INTO users (id, organization_id, email, name, role, password_hash, active)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(tenant.org_id)
+    .bind(email)
+    .bind(name.trim())
+    .bind(role.as_str())
+    .bind(hash)
+    .bind(active)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| {
+        on_constraint(e, "users_email_key", || {
+            ModelError::Conflict(format!("a user with e-mail {email} already exists"))
+        })
+    })?;
+    User::try_from(row)
+}
+
+/// Creates a user in the tenant's organization.
+pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewUser) -> Result<User> {
+    let mut errors = Vec::new();
+    let email = validate_identity(&new.email, &new.name, &mut errors);
     if let Err(ModelError::Validation(mut e)) = validate_password(&new.password) {
         errors.append(&mut e);
     }
@@ -75,24 +128,9 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewUser) -> Result<User> 
     }
     let password = new.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
-    let row = sqlx::query_as::<_, UserRow>(&format!(
-        "INSERT INTO users (id, organization_id, email, name, role, password_hash)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(tenant.org_id)
-    .bind(&email)
-    .bind(new.name.trim())
-    .bind(new.role.as_str())
-    .bind(hash)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| {
-        on_constraint(e, "users_email_key", || {
-            ModelError::Conflict(format!("a user with e-mail {email} already exists"))
-        })
-    })?;
-    row.try_into()
+    let user = insert(tx, tenant, &email, &new.name, new.role, &hash, true).await?;
+    events::emit(tx, tenant, "user.created", Some(user.id), &user).await?;
+    Ok(user)
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<User> {
@@ -183,4 +221,262 @@ pub async fn find_by_email(tx: &mut Tx, email: &str) -> Result<Option<User>> {
     .await?
     .map(User::try_from)
     .transpose()
+}
+
+/// The user with `id`, row-locked against concurrent activation changes
+/// (refresh holds this while it issues a token).
+pub(crate) async fn get_for_share(tx: &mut Tx, id: Uuid) -> Result<User> {
+    sqlx::query_as::<_, UserRow>(&format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR SHARE"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(ModelError::NotFound("user"))?
+        .try_into()
+}
+
+/// A change to a user's profile; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+}
+
+/// Changes a user's name and/or role. Nobody changes their own role.
+pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, change: UserUpdate) -> Result<User> {
+    let mut errors = Vec::new();
+    if let Some(name) = &change.name {
+        validate_name(name, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(ModelError::Validation(errors));
+    }
+    let current = get_for_update(tx, id).await?;
+    if let Some(role) = change.role {
+        if role != current.role && tenant.actor.user_id() == Some(id) {
+            return Err(ModelError::Conflict("you cannot change your own role".into()));
+        }
+    }
+    let row = sqlx::query_as::<_, UserRow>(&format!(
+        "UPDATE users SET name = COALESCE($2, name), role = COALESCE($3, role), updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(change.name.as_deref().map(str::trim))
+    .bind(change.role.map(Role::as_str))
+    .fetch_one(&mut **tx)
+    .await?;
+    let user = User::try_from(row)?;
+    events::emit(tx, tenant, "user.updated", Some(user.id), &user).await?;
+    Ok(user)
+}
+
+async fn get_for_update(tx: &mut Tx, id: Uuid) -> Result<User> {
+    sqlx::query_as::<_, UserRow>(&format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(ModelError::NotFound("user"))?
+        .try_into()
+}
+
+/// Activates or deactivates a user. Deactivation revokes the user's
+/// refresh tokens (their access tokens run out within minutes) and pending
+/// invitations; nobody deactivates themself. Idempotent.
+pub async fn set_active(tx: &mut Tx, tenant: &Tenant, id: Uuid, active: bool) -> Result<User> {
+    let current = get_for_update(tx, id).await?;
+    if !active && tenant.actor.user_id() == Some(id) {
+        return Err(ModelError::Conflict("you cannot deactivate yourself".into()));
+    }
+    if current.active == active {
+        return Ok(current);
+    }
+    let row = sqlx::query_as::<_, UserRow>(&format!(
+        "UPDATE users SET active = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(active)
+    .fetch_one(&mut **tx)
+    .await?;
+    let user = User::try_from(row)?;
+    let kind = if active {
+        "user.activated"
+    } else {
+        let sessions = sessions::revoke_user(tx, id).await?;
+        revoke_invites(tx, id).await?;
+        tracing::info!(user_id = %id, sessions, "user deactivated; sessions revoked");
+        "user.deactivated"
+    };
+    events::emit(tx, tenant, kind, Some(user.id), &user).await?;
+    Ok(user)
+}
+
+async fn revoke_invites(tx: &mut Tx, user_id: Uuid) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE user_invites SET revoked_at = now()
+         WHERE user_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// How long an invitation can be accepted.
+pub const INVITE_TTL: chrono::Duration = chrono::Duration::days(7);
+
+/// The stored password hash of an invited user: not a PHC string, so no
+/// password ever verifies against it.
+const NO_PASSWORD: &str = "!invited";
+
+/// Whom to invite.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewInvite {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// An invited (inactive) user and when the invitation lapses.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    pub user: User,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Creates an inactive user with a one-time invitation; `hash` is the
+/// SHA-256 of the token the admin passes on (valid for [`INVITE_TTL`]).
+pub async fn invite(tx: &mut Tx, tenant: &Tenant, new: NewInvite, hash: &TokenHash) -> Result<Invitation> {
+    let mut errors = Vec::new();
+    let email = validate_identity(&new.email, &new.name, &mut errors);
+    if !errors.is_empty() {
+        return Err(ModelError::Validation(errors));
+    }
+    let user = insert(tx, tenant, &email, &new.name, new.role, NO_PASSWORD, false).await?;
+    let expires_at = insert_invite(tx, tenant, user.id, hash).await?;
+    events::emit(tx, tenant, "user.invited", Some(user.id), &user).await?;
+    Ok(Invitation { user, expires_at })
+}
+
+async fn insert_invite(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    user_id: Uuid,
+    hash: &TokenHash,
+) -> Result<DateTime<Utc>> {
+    let expires_at = Utc::now() + INVITE_TTL;
+    sqlx::query(
+        "INSERT INTO user_invites (id, organization_id, user_id, token_hash, invited_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant.org_id)
+    .bind(user_id)
+    .bind(&hash[..])
+    .bind(tenant.actor.user_id())
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(expires_at)
+}
+
+/// Issues a fresh invitation to an invited user who has not accepted yet
+/// (say the first one expired); earlier invitations stop working. A user
+/// who has a password already is a conflict.
+pub async fn reinvite(tx: &mut Tx, tenant: &Tenant, id: Uuid, hash: &TokenHash) -> Result<Invitation> {
+    let user = get_for_update(tx, id).await?;
+    let pending: bool = sqlx::query_scalar("SELECT password_hash = $2 FROM users WHERE id = $1")
+        .bind(id)
+        .bind(NO_PASSWORD)
+        .fetch_one(&mut **tx)
+        .await?;
+    if !pending {
+        return Err(ModelError::Conflict(format!(
+            "{} has already accepted an invitation",
+            user.email
+        )));
+    }
+    revoke_invites(tx, id).await?;
+    let expires_at = insert_invite(tx, tenant, id, hash).await?;
+    events::emit(tx, tenant, "user.invited", Some(user.id), &user).await?;
+    Ok(Invitation { user, expires_at })
+}
+
+/// The outcome of accepting an invitation.
+#[derive(Debug, Clone)]
+pub enum InviteAcceptance {
+    /// The user is active and signs in with the new password.
+    Accepted(User),
+    Rejected(TokenRejection),
+}
+
+/// Accepts an invitation: sets the password (validated, argon2id) and
+/// activates the user. Each invitation works once, within its lifetime,
+/// and not after the user was deactivated.
+pub async fn accept_invite(db: &Db, hash: &TokenHash, password: &str) -> Result<InviteAcceptance> {
+    validate_password(password)?;
+    let org_id = sqlx::query_scalar::<_, Uuid>("SELECT organization_id FROM mp_auth_invite($1)")
+        .bind(&hash[..])
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(org_id) = org_id else {
+        return Ok(InviteAcceptance::Rejected(TokenRejection::Unknown));
+    };
+    let password = password.to_string();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+
+    #[derive(FromRow)]
+    struct Invite {
+        id: Uuid,
+        user_id: Uuid,
+        expires_at: DateTime<Utc>,
+        accepted_at: Option<DateTime<Utc>>,
+        revoked_at: Option<DateTime<Utc>>,
+    }
+    // Attributed to the sign-in service: nobody is signed in yet.
+    let mut tx = db.tenant_for(&Tenant::system(org_id, "auth")).await?;
+    let invite = sqlx::query_as::<_, Invite>(
+        "SELECT id, user_id, expires_at, accepted_at, revoked_at FROM user_invites
+         WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(&hash[..])
+    .fetch_optional(&mut *tx)
+    .await?;
+    let rejection = match &invite {
+        None => Some(TokenRejection::Unknown),
+        Some(i) if i.accepted_at.is_some() => Some(TokenRejection::Reused),
+        Some(i) if i.revoked_at.is_some() => Some(TokenRejection::Revoked),
+        Some(i) if i.expires_at <= Utc::now() => Some(TokenRejection::Expired),
+        Some(_) => None,
+    };
+    let (Some(invite), None) = (invite, rejection) else {
+        return Ok(InviteAcceptance::Rejected(
+            rejection.unwrap_or(TokenRejection::Unknown),
+        ));
+    };
+    let row = sqlx::query_as::<_, UserRow>(&format!(
+        "UPDATE users SET password_hash = $2, active = true, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(invite.user_id)
+    .bind(password_hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    let user = User::try_from(row)?;
+    sqlx::query("UPDATE user_invites SET accepted_at = now() WHERE id = $1")
+        .bind(invite.id)
+        .execute(&mut *tx)
+        .await?;
+    // Any other outstanding invitation of the user is void now.
+    revoke_invites(&mut tx, user.id).await?;
+    let tenant = Tenant {
+        org_id,
+        actor: crate::db::Actor::User {
+            id: user.id,
+            role: user.role,
+        },
+    };
+    events::emit(&mut tx, &tenant, "user.invite_accepted", Some(user.id), &user).await?;
+    tx.commit().await?;
+    Ok(InviteAcceptance::Accepted(user))
 }

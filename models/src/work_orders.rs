@@ -10,7 +10,8 @@ use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::{Tenant, Tx};
+use crate::auth::Role;
+use crate::db::{Actor, Tenant, Tx};
 use crate::error::{FieldError, ModelError, Result};
 use crate::page::{self, Cursor, Page};
 use crate::{anomalies, equipment, events};
@@ -234,10 +235,39 @@ struct AutoFields {
     anomaly_id: Uuid,
 }
 
+/// Requesters see (and comment on) only the work orders they requested;
+/// everyone else with `work_orders:view` sees all of the organization's.
+pub fn requester_scope(tenant: &Tenant) -> Option<Uuid> {
+    match tenant.actor {
+        Actor::User {
+            id,
+            role: Role::Requester,
+        } => Some(id),
+        _ => None,
+    }
+}
+
 /// Creates a work order: validates, checks references, takes the next
 /// number, records history and an event. The one path for every work order.
+/// Requesters may describe the work, not prioritize or assign it.
 pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewWorkOrder) -> Result<WorkOrder> {
-    insert(tx, tenant, new, None).await
+    if requester_scope(tenant).is_some() && (new.priority.is_some() || new.assigned_to.is_some()) {
+        return Err(ModelError::Forbidden(
+            "requesters cannot set priority or assignee; a manager does".into(),
+        ));
+    }
+    insert(tx, tenant, new, None, tenant.actor.user_id()).await
+}
+
+/// Creates the work order an approved request asks for, crediting the
+/// person who requested it.
+pub async fn create_for_request(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    new: NewWorkOrder,
+    requested_by: Option<Uuid>,
+) -> Result<WorkOrder> {
+    insert(tx, tenant, new, None, requested_by).await
 }
 
 async fn insert(
@@ -245,6 +275,7 @@ async fn insert(
     tenant: &Tenant,
     new: NewWorkOrder,
     auto: Option<AutoFields>,
+    requested_by: Option<Uuid>,
 ) -> Result<WorkOrder> {
     new.validate()?;
     if let Some(eq) = new.equipment_id {
@@ -288,7 +319,7 @@ async fn insert(
     .bind(new.sensor_id)
     .bind(auto.as_ref().map(|a| a.dedup_key.as_str()))
     .bind(auto.as_ref().map(|a| a.anomaly_id))
-    .bind(tenant.actor.user_id())
+    .bind(requested_by)
     .bind(new.assigned_to)
     .bind(new.due_at)
     .fetch_one(&mut **tx)
@@ -401,7 +432,7 @@ pub async fn raise_auto(tx: &mut Tx, tenant: &Tenant, raise: AutoRaise) -> Resul
                 dedup_key: raise.dedup_key,
                 anomaly_id: raise.anomaly_id,
             };
-            (insert(tx, tenant, new, Some(auto)).await?, true)
+            (insert(tx, tenant, new, Some(auto), None).await?, true)
         }
     };
     anomalies::link_work_order(tx, raise.anomaly_id, work_order.id).await?;
@@ -437,6 +468,15 @@ pub async fn transition(tx: &mut Tx, tenant: &Tenant, id: Uuid, to: Status, note
     Ok(wo)
 }
 
+/// One work order, if `tenant` may see it (see [`requester_scope`]).
+pub async fn get_visible(tx: &mut Tx, tenant: &Tenant, id: Uuid) -> Result<WorkOrder> {
+    let wo = get(tx, id).await?;
+    match requester_scope(tenant) {
+        Some(user) if wo.requested_by != Some(user) => Err(ModelError::NotFound("work order")),
+        _ => Ok(wo),
+    }
+}
+
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<WorkOrder> {
     sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM work_orders WHERE id = $1"))
         .bind(id)
@@ -462,8 +502,8 @@ pub struct WorkOrderFilter {
     pub limit: Option<i64>,
 }
 
-/// Work orders, newest first, filtered and paginated by cursor.
-pub async fn list(tx: &mut Tx, filter: &WorkOrderFilter) -> Result<Page<WorkOrder>> {
+/// Work orders `tenant` may see, newest first, filtered and paginated by cursor.
+pub async fn list(tx: &mut Tx, tenant: &Tenant, filter: &WorkOrderFilter) -> Result<Page<WorkOrder>> {
     let limit = page::limit(filter.limit)?;
     let cursor = filter.cursor.as_deref().map(Cursor::decode).transpose()?;
     let q = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
@@ -477,6 +517,7 @@ pub async fn list(tx: &mut Tx, filter: &WorkOrderFilter) -> Result<Page<WorkOrde
            AND ($6::uuid IS NULL OR assigned_to = $6)
            AND ($7::text IS NULL OR search @@ websearch_to_tsquery('simple', $7) OR code = upper($7))
            AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9))
+           AND ($11::uuid IS NULL OR requested_by = $11)
          ORDER BY created_at DESC, id DESC LIMIT $10"
     ))
     .bind(filter.status.map(Status::as_str))
@@ -489,6 +530,7 @@ pub async fn list(tx: &mut Tx, filter: &WorkOrderFilter) -> Result<Page<WorkOrde
     .bind(cursor.map(|c| c.at))
     .bind(cursor.map(|c| c.id))
     .bind(limit + 1)
+    .bind(requester_scope(tenant))
     .fetch_all(&mut **tx)
     .await?;
     let items = rows
@@ -512,6 +554,41 @@ pub fn priority_for(severity: &str, criticality: &str) -> Priority {
     let bump = usize::from(equipment::criticality_rank(criticality) >= 3);
     let all = Priority::ALL;
     all[(base + bump).min(all.len() - 1)]
+}
+
+/// Escalates the organization's overdue work: an open work order past its
+/// due date gets its priority raised one step (up to critical) and a
+/// `work_order.escalated` event, again every `every` while it stays overdue.
+/// Claimed with SKIP LOCKED, so several workers may run it.
+pub async fn escalate_overdue(
+    db: &crate::Db,
+    org: Uuid,
+    now: DateTime<Utc>,
+    every: chrono::Duration,
+) -> Result<Vec<WorkOrder>> {
+    let tenant = Tenant::system(org, "scheduler");
+    let mut tx = db.tenant_for(&tenant).await?;
+    let rows = sqlx::query_as::<_, Row>(&format!(
+        "UPDATE work_orders SET escalated_at = $1, updated_at = now(),
+                priority = CASE priority WHEN 'low' THEN 'medium' WHEN 'medium' THEN 'high' ELSE 'critical' END
+         WHERE id IN (SELECT id FROM work_orders
+                      WHERE status IN ('open', 'in_progress', 'on_hold') AND due_at < $1
+                        AND coalesce(escalated_at, due_at) <= $1 - $2::interval
+                      FOR UPDATE SKIP LOCKED)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(format!("{} seconds", every.num_seconds().max(1)))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let wo: WorkOrder = r.try_into()?;
+        events::emit(&mut tx, &tenant, "work_order.escalated", Some(wo.id), &wo).await?;
+        out.push(wo);
+    }
+    tx.commit().await?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub async fn list_comments(
 ) -> Result<ApiResponse<Vec<Comment>>, ApiError> {
     auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
-    let comments = activity::comments(&mut tx, id).await?;
+    let comments = activity::comments(&mut tx, &auth.tenant, id).await?;
     tx.commit().await?;
     Ok(ApiResponse::ok(comments))
 }
@@ -75,7 +75,7 @@ pub async fn time_sheet(
 ) -> Result<ApiResponse<TimeSheet>, ApiError> {
     auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
-    let sheet = activity::time_sheet(&mut tx, id).await?;
+    let sheet = activity::time_sheet(&mut tx, &auth.tenant, id).await?;
     tx.commit().await?;
     Ok(ApiResponse::ok(sheet))
 }

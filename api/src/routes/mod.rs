@@ -6,14 +6,20 @@ use crate::state::AppState;
 
 pub mod activity;
 pub mod anomalies;
+pub mod audit;
 pub mod auth;
 pub mod dead_letters;
 pub mod devices;
 pub mod equipment;
+pub mod parts;
+pub mod pm;
+pub mod requests;
 pub mod sensors;
 pub mod system;
 pub mod users;
+pub mod webhooks;
 pub mod work_orders;
+pub mod ws;
 
 /// Every `/api/v1/…` route.
 pub fn api_v1() -> Router<AppState> {
@@ -24,8 +30,14 @@ pub fn api_v1() -> Router<AppState> {
         .merge(sensors::router())
         .merge(anomalies::router())
         .merge(work_orders::router())
+        .merge(parts::router())
         .merge(activity::router())
+        .merge(audit::router())
+        .merge(requests::router())
+        .merge(pm::router())
         .merge(dead_letters::router())
         .merge(users::router())
+        .merge(webhooks::router())
+        .merge(ws::router())
         .merge(system::api_router())
 }

@@ -56,7 +56,7 @@ pub async fn list(
 ) -> Result<ApiResponse<Vec<WorkOrder>>, ApiError> {
     auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
-    let page = work_orders::list(&mut tx, &filter).await?;
+    let page = work_orders::list(&mut tx, &auth.tenant, &filter).await?;
     tx.commit().await?;
     Ok(ApiResponse::page(page))
 }
@@ -74,7 +74,7 @@ pub async fn get_one(
 ) -> Result<ApiResponse<WorkOrderDetail>, ApiError> {
     auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
-    let work_order = work_orders::get(&mut tx, id).await?;
+    let work_order = work_orders::get_visible(&mut tx, &auth.tenant, id).await?;
     let anomaly = match work_order.anomaly_id {
         Some(anomaly_id) if auth.can(Permission::AnomaliesView) => {
             match anomalies::get(&mut tx, anomaly_id).await {

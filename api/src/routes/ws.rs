@@ -1,0 +1,330 @@
+//! Live events over WebSocket: `GET /api/v1/events/ws` streams the caller's
+//! organization's outbox events as JSON text frames.
+//!
+//! Authentication: `?token=`, `Sec-WebSocket-Protocol: bearer, <token>` (for
+//! browsers) or the Authorization header. A present `Origin` must match the
+//! request's Host or `allowed_ws_origins`. Events are read from the outbox in
+//! a tenant transaction (row-level security), woken by `LISTEN mp_events`
+//! through one listener per process and database, fanned out by a broadcast
+//! channel, with a periodic poll as fallback. `?after=<id>` resumes.
+//! The stream ends when the database pool closes (server shutdown) with a
+//! 1001 close frame.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use maintainpro_models::auth::Permission;
+use maintainpro_models::webhooks::{self, EventMessage};
+use maintainpro_models::Db;
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
+use tokio::sync::broadcast;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::Query;
+use crate::state::AppState;
+
+/// The NOTIFY channel of the outbox trigger (payload `<org_id>:<event_id>`).
+const CHANNEL: &str = "mp_events";
+/// Poll even without notifications this often.
+const POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Ping this often; a client that misses two pongs is dropped.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Events read per query.
+const BATCH: i64 = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/events/ws", get(events_ws))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WsQuery {
+    /// Access token (browsers cannot set headers on a WebSocket).
+    pub token: Option<String>,
+    /// Resume: send events with an id greater than this first.
+    pub after: Option<i64>,
+}
+
+/// Streams the organization's events: text frames
+/// `{"id", "kind", "subjectId", "payload", "createdAt"}`, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/events/ws", operation_id = "eventsWebSocket", tag = "events",
+    params(WsQuery),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol"),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)
+    )
+)]
+pub async fn events_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    check_origin(&headers, &state.config.allowed_ws_origins)?;
+    let (token, via_protocol) = token_of(&headers, q.token.as_deref())?;
+    let claims = state.jwt.verify(&token)?;
+    let auth = AuthUser::from_claims(&claims);
+    auth.require(Permission::WorkOrdersView)?;
+    if matches!(q.after, Some(a) if a < 0) {
+        return Err(ApiError::Validation {
+            message: "after must not be negative".into(),
+            details: vec![maintainpro_models::FieldError::new(
+                "after",
+                "must not be negative",
+            )],
+        });
+    }
+    let org = auth.org_id();
+    let start = match q.after {
+        Some(after) => after,
+        None => {
+            let mut tx = state.db.tenant(org).await?;
+            let latest = webhooks::latest_event_id(&mut tx).await?;
+            tx.commit().await?;
+            latest
+        }
+    };
+    let ws = if via_protocol {
+        ws.protocols(["bearer"])
+    } else {
+        ws
+    };
+    let db = state.db.clone();
+    Ok(ws.on_upgrade(move |socket| async move {
+        let notifications = hub(&db);
+        if let Err(e) = stream(socket, db, org, start, notifications).await {
+            tracing::debug!(error = %e, "events stream ended with an error");
+        }
+    }))
+}
+
+/// 403 unless the Origin (when present) is the API's own or an allowed one.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let forbidden = || ApiError::Forbidden("origin not allowed".into());
+    let origin = origin.to_str().map_err(|_| forbidden())?.trim();
+    if allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(forbidden)?;
+    let url = url::Url::parse(origin).map_err(|_| forbidden())?;
+    let origin_host = url.host_str().ok_or_else(forbidden)?;
+    let origin_authority = match url.port() {
+        Some(port) => format!("{origin_host}:{port}"),
+        None => origin_host.to_string(),
+    };
+    if origin_authority.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(forbidden())
+    }
+}
+
+/// The access token and whether it came in `Sec-WebSocket-Protocol`.
+fn token_of(headers: &HeaderMap, query: Option<&str>) -> Result<(String, bool), ApiError> {
+    if let Some(t) = query.map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok((t.to_string(), false));
+    }
+    if let Some(protocols) = headers.get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()) {
+        let mut parts = protocols.split(',').map(str::trim);
+        if parts.next().is_some_and(|p| p.eq_ignore_ascii_case("bearer")) {
+            if let Some(t) = parts.next().filter(|t| !t.is_empty()) {
+                return Ok((t.to_string(), true));
+            }
+        }
+    }
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some((scheme, t)) = value.trim().split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
+                return Ok((t.trim().to_string(), false));
+            }
+        }
+    }
+    Err(ApiError::Unauthorized("missing access token".into()))
+}
+
+/// Sends events after `after` until the client leaves or the server stops.
+async fn stream(
+    mut socket: WebSocket,
+    db: Db,
+    org: Uuid,
+    mut after: i64,
+    mut notifications: broadcast::Receiver<Uuid>,
+) -> Result<(), ApiError> {
+    let mut poll = tokio::time::interval(POLL_INTERVAL);
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await;
+    let mut missed_pongs = 0u32;
+    after = send_new(&mut socket, &db, org, after).await?;
+    loop {
+        tokio::select! {
+            note = notifications.recv() => match note {
+                Ok(o) if o == org => after = send_new(&mut socket, &db, org, after).await?,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    after = send_new(&mut socket, &db, org, after).await?;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    if db.pool().is_closed() {
+                        let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("server shutting down") };
+                        let _ = socket.send(Message::Close(Some(frame))).await;
+                        return Ok(());
+                    }
+                    // The listener stopped (and will be restarted): re-subscribe.
+                    notifications = hub(&db);
+                    after = send_new(&mut socket, &db, org, after).await?;
+                }
+            },
+            _ = poll.tick() => {
+                if db.pool().is_closed() {
+                    let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("server shutting down") };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return Ok(());
+                }
+                after = send_new(&mut socket, &db, org, after).await?;
+            }
+            _ = ping.tick() => {
+                if missed_pongs >= 2 {
+                    let frame = CloseFrame { code: 1011, reason: Utf8Bytes::from_static("keepalive timeout") };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return Ok(());
+                }
+                missed_pongs += 1;
+                send(&mut socket, Message::Ping(Default::default())).await?;
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Ok(Message::Pong(_))) => missed_pongs = 0,
+                // Pings are answered by the library; anything else is ignored.
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Sends every event after `after` (in batches); returns the last id sent.
+async fn send_new(socket: &mut WebSocket, db: &Db, org: Uuid, mut after: i64) -> Result<i64, ApiError> {
+    loop {
+        let mut tx = db.tenant(org).await?;
+        let batch: Vec<EventMessage> = webhooks::messages_after(&mut tx, after, BATCH).await?;
+        tx.commit().await?;
+        let full = batch.len() as i64 == BATCH;
+        for event in batch {
+            let text = serde_json::to_string(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
+            send(socket, Message::Text(text.into())).await?;
+            after = event.id;
+        }
+        if !full {
+            return Ok(after);
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ApiError> {
+    socket
+        .send(message)
+        .await
+        .map_err(|e| ApiError::Internal(format!("websocket send failed: {e}")))
+}
+
+/// Notification fan-out per database (host, port, database), so every
+/// connection of a process shares one `LISTEN` connection.
+static HUBS: LazyLock<Mutex<HashMap<String, broadcast::Sender<Uuid>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn hub_key(db: &Db) -> String {
+    let o = db.pool().connect_options();
+    format!(
+        "{}:{}/{}",
+        o.get_host(),
+        o.get_port(),
+        o.get_database().unwrap_or_default()
+    )
+}
+
+/// A receiver of the organization ids of new events, starting the shared
+/// listener of this database if none runs.
+fn hub(db: &Db) -> broadcast::Receiver<Uuid> {
+    let key = hub_key(db);
+    let mut hubs = HUBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(tx) = hubs.get(&key) {
+        return tx.subscribe();
+    }
+    let (tx, rx) = broadcast::channel(1024);
+    hubs.insert(key.clone(), tx.clone());
+    drop(hubs);
+    tokio::spawn(listen(db.clone(), key, tx));
+    rx
+}
+
+/// Forwards `mp_events` notifications until the pool closes or nobody listens.
+async fn listen(db: Db, key: String, tx: broadcast::Sender<Uuid>) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        if db.pool().is_closed() || tx.receiver_count() == 0 {
+            break;
+        }
+        let l = match listener.as_mut() {
+            Some(l) => l,
+            None => match PgListener::connect_with(db.pool()).await {
+                Ok(mut l) => match l.listen(CHANNEL).await {
+                    Ok(()) => listener.insert(l),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot LISTEN for events; polling only");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+                Err(sqlx::Error::PoolClosed) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot connect the events listener; polling only");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        match tokio::time::timeout(Duration::from_secs(10), l.recv()).await {
+            // Nothing for a while: loop to check whether anyone still listens.
+            Err(_) => {}
+            Ok(Ok(n)) => {
+                if let Some(org) = n.payload().split(':').next().and_then(|s| s.parse::<Uuid>().ok()) {
+                    let _ = tx.send(org);
+                }
+            }
+            Ok(Err(sqlx::Error::PoolClosed)) => break,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "events listener failed; reconnecting");
+                listener = None;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let mut hubs = HUBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if hubs.get(&key).is_some_and(|t| t.same_channel(&tx)) {
+        hubs.remove(&key);
+    }
+    drop(hubs);
+    drop(listener);
+}
