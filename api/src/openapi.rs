@@ -16,6 +16,7 @@ use crate::routes;
                        Sign in with POST /api/v1/auth/login and send `Authorization: Bearer <accessToken>`."
     ),
     paths(
+        routes::reports::reliability,
         routes::pm::list,
         routes::pm::get_one,
         routes::pm::create,
@@ -93,6 +94,7 @@ use crate::routes;
         (name = "audit", description = "who changed what (administrators)"),
         (name = "requests", description = "work requests and their approval"),
         (name = "preventive-maintenance", description = "calendar and condition schedules"),
+        (name = "reports", description = "reliability and cost"),
         (name = "devices", description = "MQTT devices and rejected telemetry"),
         (name = "sensors", description = "sensors and their trends"),
         (name = "anomalies", description = "anomaly episodes found by analytics"),

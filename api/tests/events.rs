@@ -292,3 +292,76 @@ async fn bad_tokens_and_foreign_origins_are_refused() {
     s.shutdown.cancel();
     s.tdb.cleanup().await;
 }
+
+#[tokio::test]
+async fn streams_close_with_going_away_on_shutdown() {
+    let s = start(Vec::new()).await;
+    let (mut ws, _) = connect_async(s.url(&format!("?token={}", s.token(&s.a.1))))
+        .await
+        .unwrap();
+    let wo = create_work_order(&s.tdb.db, s.a.0, "before shutdown").await;
+    let ev = next_event(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ev["subjectId"], wo.to_string());
+
+    // Stopping the system: the API stops, then the pool closes.
+    s.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), s.tdb.db.close())
+        .await
+        .expect("the pool closes (the shared listener lets go of its connection)");
+    let frame = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a close frame")
+            .expect("the stream ends with a close frame")
+            .unwrap();
+        if let Message::Close(frame) = msg {
+            break frame;
+        }
+    };
+    assert_eq!(u16::from(frame.unwrap().code), 1001);
+    s.tdb.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_committed_after_a_newer_one_still_arrives() {
+    let s = start(Vec::new()).await;
+    let (mut ws, _) = connect_async(s.url(&format!("?token={}", s.token(&s.a.1))))
+        .await
+        .unwrap();
+    // The slow transaction takes an event id first but commits last.
+    let mut slow = s.tdb.db.tenant(s.a.0).await.unwrap();
+    let slow_subject = Uuid::new_v4();
+    maintainpro_models::events::emit(
+        &mut slow,
+        &Tenant::system(s.a.0, "test"),
+        "test.slow",
+        Some(slow_subject),
+        &serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    let mut fast = s.tdb.db.tenant(s.a.0).await.unwrap();
+    let fast_subject = Uuid::new_v4();
+    maintainpro_models::events::emit(
+        &mut fast,
+        &Tenant::system(s.a.0, "test"),
+        "test.fast",
+        Some(fast_subject),
+        &serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    fast.commit().await.unwrap();
+    let ev = next_event(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ev["subjectId"], fast_subject.to_string());
+    slow.commit().await.unwrap();
+    let ev2 = next_event(&mut ws, Duration::from_secs(5))
+        .await
+        .expect("the late event");
+    assert_eq!(ev2["subjectId"], slow_subject.to_string());
+    assert!(ev2["id"].as_i64() < ev["id"].as_i64());
+    // And nothing is sent twice.
+    assert!(next_event(&mut ws, Duration::from_millis(500)).await.is_none());
+    s.shutdown.cancel();
+    s.tdb.cleanup().await;
+}

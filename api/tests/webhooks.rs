@@ -70,6 +70,7 @@ struct T {
     tdb: TestDb,
     state: AppState,
     token: String,
+    org: uuid::Uuid,
 }
 
 async fn setup(allow_private: bool) -> T {
@@ -79,7 +80,12 @@ async fn setup(allow_private: bool) -> T {
     config.allow_private_webhook_targets = allow_private;
     let state = AppState::new(tdb.db.clone(), config);
     let token = state.jwt.issue(&org.admin).unwrap();
-    T { tdb, state, token }
+    T {
+        tdb,
+        state,
+        token,
+        org: org.tenant.org_id,
+    }
 }
 
 impl T {
@@ -413,6 +419,7 @@ async fn technicians_cannot_manage_webhooks() {
     .unwrap();
     tx.commit().await.unwrap();
     let tech_t = T {
+        org: t.org,
         token: t.state.jwt.issue(&tech).unwrap(),
         state: t.state.clone(),
         tdb: t.tdb,
@@ -428,4 +435,54 @@ async fn technicians_cannot_manage_webhooks() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     tech_t.tdb.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_committed_late_is_not_skipped() {
+    // A transaction takes an event id, a later one commits first: the
+    // enqueuer must not move past the first one's event while it is open.
+    let t = setup(true).await;
+    let (url, got) = start_receiver(0).await;
+    t.create_webhook(&url, json!(["work_order.created"])).await;
+    let cfg = delivery_config();
+
+    let mut slow = t.tdb.db.tenant(t.org).await.unwrap();
+    // An event written directly (creating a work order would hold the
+    // organization's number counter and block the second one).
+    let slow_id = uuid::Uuid::new_v4();
+    maintainpro_models::events::emit(
+        &mut slow,
+        &maintainpro_models::Tenant::system(t.org, "test"),
+        "work_order.created",
+        Some(slow_id),
+        &json!({ "id": slow_id }),
+    )
+    .await
+    .unwrap();
+    let fast = t.create_work_order("fast").await;
+    for _ in 0..5 {
+        deliver_due(&t.tdb.db, &cfg).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    slow.commit().await.unwrap();
+    deliver_until(&t, &cfg, || got.lock().unwrap().len() >= 2).await;
+
+    let subjects: Vec<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["subjectId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(subjects.len(), 2);
+    assert!(
+        subjects.contains(&slow_id.to_string()),
+        "the late event was skipped"
+    );
+    assert!(subjects.contains(&fast["id"].as_str().unwrap().to_string()));
+    t.tdb.cleanup().await;
 }

@@ -108,6 +108,7 @@ pub enum Permission {
     AuditView,
     RequestsApprove,
     PmManage,
+    ReportsView,
 }
 
 impl Permission {
@@ -136,6 +137,7 @@ impl Permission {
         Permission::AuditView,
         Permission::RequestsApprove,
         Permission::PmManage,
+        Permission::ReportsView,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +167,7 @@ impl Permission {
             AuditView => "audit:view",
             RequestsApprove => "requests:approve",
             PmManage => "pm:manage",
+            ReportsView => "reports:view",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`organizations`], [`users`], [`equipment`], [`devices`] (devices and sensors):
 //!   the tenant's registry.
 //! - [`sessions`]: sign-in sessions (rotating refresh tokens, reuse detection).
+//! - [`reports`]: MTBF, MTTR, availability, backlog and cost per asset.
 //! - [`requests`]: work requests, approved into work orders or rejected.
 //! - [`readings`]: trend queries over telemetry (ingest owns the writer).
 //! - [`anomalies`]: anomaly episodes found by analytics.
@@ -40,6 +41,7 @@ pub mod page;
 pub mod parts;
 pub mod pm;
 pub mod readings;
+pub mod reports;
 pub mod requests;
 pub mod sessions;
 #[cfg(feature = "testkit")]

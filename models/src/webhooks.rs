@@ -345,13 +345,17 @@ pub async fn organizations_with_webhooks(tx: &mut Tx) -> Result<Vec<Uuid>> {
 /// the event happened, and advances the cursor in the same transaction.
 /// Concurrent callers serialize on the cursor row. Returns deliveries created.
 pub async fn enqueue(tx: &mut Tx, tenant: &Tenant) -> Result<u64> {
-    let cursor: Option<String> = sqlx::query_scalar(
-        "SELECT txid_upto::text FROM webhook_cursors WHERE organization_id = $1 FOR UPDATE",
+    // One horizon for the whole pass: the events taken and the cursor's new
+    // position must come from the same snapshot xmin, or a transaction that
+    // ends between two statements would be skipped.
+    let bounds: Option<(String, String)> = sqlx::query_as(
+        "SELECT txid_upto::text, pg_snapshot_xmin(pg_current_snapshot())::text \
+         FROM webhook_cursors WHERE organization_id = $1 FOR UPDATE",
     )
     .bind(tenant.org_id)
     .fetch_optional(&mut **tx)
     .await?;
-    if cursor.is_none() {
+    let Some((lo, hi)) = bounds else {
         sqlx::query(
             "INSERT INTO webhook_cursors (organization_id, txid_upto) \
              VALUES ($1, pg_snapshot_xmin(pg_current_snapshot())) ON CONFLICT (organization_id) DO NOTHING",
@@ -360,31 +364,30 @@ pub async fn enqueue(tx: &mut Tx, tenant: &Tenant) -> Result<u64> {
         .execute(&mut **tx)
         .await?;
         return Ok(0);
-    }
+    };
     let inserted = sqlx::query(
-        "WITH bounds AS ( \
-             SELECT c.txid_upto AS lo, pg_snapshot_xmin(pg_current_snapshot()) AS hi \
-             FROM webhook_cursors c WHERE c.organization_id = $1 \
-         ) \
-         INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id) \
+        "INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id) \
          SELECT e.organization_id, w.id, e.id \
-         FROM bounds b \
-         JOIN events e ON e.organization_id = $1 AND e.txid >= b.lo AND e.txid < b.hi \
+         FROM events e \
          JOIN webhooks w ON w.organization_id = e.organization_id AND w.active \
               AND w.created_at <= e.created_at \
               AND (cardinality(w.event_kinds) = 0 OR e.kind = ANY (w.event_kinds)) \
+         WHERE e.organization_id = $1 AND e.txid >= $2::xid8 AND e.txid < $3::xid8 \
          ORDER BY e.id \
          ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING",
     )
     .bind(tenant.org_id)
+    .bind(&lo)
+    .bind(&hi)
     .execute(&mut **tx)
     .await?
     .rows_affected();
     sqlx::query(
-        "UPDATE webhook_cursors SET txid_upto = GREATEST(txid_upto, pg_snapshot_xmin(pg_current_snapshot())), \
-                updated_at = now() WHERE organization_id = $1",
+        "UPDATE webhook_cursors SET txid_upto = GREATEST(txid_upto, $2::xid8), updated_at = now() \
+         WHERE organization_id = $1",
     )
     .bind(tenant.org_id)
+    .bind(&hi)
     .execute(&mut **tx)
     .await?;
     Ok(inserted)
@@ -478,6 +481,31 @@ pub async fn messages_after(tx: &mut Tx, after_id: i64, limit: i64) -> Result<Ve
     .bind(limit)
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// Transaction horizon of a snapshot: every transaction with an id below
+/// `xmin` has ended; every one that had started when it was taken is below `xmax`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizon {
+    pub xmin: u64,
+    pub xmax: u64,
+}
+
+/// The current snapshot's horizon (see [`Horizon`]).
+pub async fn horizon(tx: &mut Tx) -> Result<Horizon> {
+    let (xmin, xmax): (String, String) = sqlx::query_as(
+        "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM (SELECT pg_current_snapshot() AS s) q",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let parse = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| ModelError::Conflict(format!("unexpected transaction id '{v}'")))
+    };
+    Ok(Horizon {
+        xmin: parse(&xmin)?,
+        xmax: parse(&xmax)?,
+    })
 }
 
 /// The tenant's newest event id (0 when there is none).

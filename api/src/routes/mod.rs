@@ -13,6 +13,7 @@ pub mod devices;
 pub mod equipment;
 pub mod parts;
 pub mod pm;
+pub mod reports;
 pub mod requests;
 pub mod sensors;
 pub mod system;
@@ -35,6 +36,7 @@ pub fn api_v1() -> Router<AppState> {
         .merge(audit::router())
         .merge(requests::router())
         .merge(pm::router())
+        .merge(reports::router())
         .merge(dead_letters::router())
         .merge(users::router())
         .merge(webhooks::router())

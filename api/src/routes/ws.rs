@@ -10,7 +10,7 @@
 //! The stream ends when the database pool closes (server shutdown) with a
 //! 1001 close frame.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
@@ -170,21 +170,22 @@ async fn stream(
     mut socket: WebSocket,
     db: Db,
     org: Uuid,
-    mut after: i64,
+    after: i64,
     mut notifications: broadcast::Receiver<Uuid>,
 ) -> Result<(), ApiError> {
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
     let mut missed_pongs = 0u32;
-    after = send_new(&mut socket, &db, org, after).await?;
+    let mut cursor = StreamCursor::new(after);
+    send_new(&mut socket, &db, org, &mut cursor).await?;
     loop {
         tokio::select! {
             note = notifications.recv() => match note {
-                Ok(o) if o == org => after = send_new(&mut socket, &db, org, after).await?,
+                Ok(o) if o == org => send_new(&mut socket, &db, org, &mut cursor).await?,
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    after = send_new(&mut socket, &db, org, after).await?;
+                    send_new(&mut socket, &db, org, &mut cursor).await?;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     if db.pool().is_closed() {
@@ -194,7 +195,7 @@ async fn stream(
                     }
                     // The listener stopped (and will be restarted): re-subscribe.
                     notifications = hub(&db);
-                    after = send_new(&mut socket, &db, org, after).await?;
+                    send_new(&mut socket, &db, org, &mut cursor).await?;
                 }
             },
             _ = poll.tick() => {
@@ -203,7 +204,7 @@ async fn stream(
                     let _ = socket.send(Message::Close(Some(frame))).await;
                     return Ok(());
                 }
-                after = send_new(&mut socket, &db, org, after).await?;
+                send_new(&mut socket, &db, org, &mut cursor).await?;
             }
             _ = ping.tick() => {
                 if missed_pongs >= 2 {
@@ -224,20 +225,72 @@ async fn stream(
     }
 }
 
-/// Sends every event after `after` (in batches); returns the last id sent.
-async fn send_new(socket: &mut WebSocket, db: &Db, org: Uuid, mut after: i64) -> Result<i64, ApiError> {
+/// Where a stream is in the outbox. Event ids are taken before commit, so a
+/// later id can become visible before an earlier one; "the highest id sent"
+/// would skip the earlier one. Instead: every id <= `low` has been sent (or
+/// will never exist), `sent` holds the ids above `low` already sent, and
+/// `marks` remembers (highest id seen, snapshot xmax) pairs: once the xmin
+/// passes that xmax, every transaction that could still hold a smaller id
+/// has ended, and `low` moves up to that id.
+struct StreamCursor {
+    low: i64,
+    sent: BTreeSet<i64>,
+    marks: VecDeque<(i64, u64)>,
+}
+
+impl StreamCursor {
+    fn new(after: i64) -> Self {
+        Self {
+            low: after,
+            sent: BTreeSet::new(),
+            marks: VecDeque::new(),
+        }
+    }
+
+    fn advance(&mut self, xmin: u64) {
+        while let Some(&(id, xmax)) = self.marks.front() {
+            if xmax > xmin {
+                break;
+            }
+            self.low = self.low.max(id);
+            self.marks.pop_front();
+        }
+        let low = self.low;
+        self.sent.retain(|id| *id > low);
+    }
+}
+
+/// Sends every event not sent yet (in batches).
+async fn send_new(
+    socket: &mut WebSocket,
+    db: &Db,
+    org: Uuid,
+    cursor: &mut StreamCursor,
+) -> Result<(), ApiError> {
+    let mut from = cursor.low;
     loop {
         let mut tx = db.tenant(org).await?;
-        let batch: Vec<EventMessage> = webhooks::messages_after(&mut tx, after, BATCH).await?;
+        // Every id <= the highest one read was taken before the read's
+        // snapshot, by a transaction below its xmax; the horizon taken after
+        // the read has an xmax at least as high, so it is a safe mark.
+        let batch: Vec<EventMessage> = webhooks::messages_after(&mut tx, from, BATCH).await?;
+        let horizon = webhooks::horizon(&mut tx).await?;
         tx.commit().await?;
         let full = batch.len() as i64 == BATCH;
+        if let Some(last) = batch.last() {
+            cursor.marks.push_back((last.id, horizon.xmax));
+            from = last.id;
+        }
         for event in batch {
+            if event.id <= cursor.low || !cursor.sent.insert(event.id) {
+                continue;
+            }
             let text = serde_json::to_string(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
             send(socket, Message::Text(text.into())).await?;
-            after = event.id;
         }
+        cursor.advance(horizon.xmin);
         if !full {
-            return Ok(after);
+            return Ok(());
         }
     }
 }
