@@ -16,6 +16,8 @@ use crate::routes;
                        Sign in with POST /api/v1/auth/login and send `Authorization: Bearer <accessToken>`."
     ),
     paths(
+        routes::export::work_orders_csv,
+        routes::export::equipment_csv,
         routes::reports::reliability,
         routes::pm::list,
         routes::pm::get_one,

@@ -294,3 +294,50 @@ async fn pm_schedules_over_http() {
     assert_eq!(status, 422, "{bad}");
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn csv_exports() {
+    let t = test_db().await;
+    let a = seed_org(&t.db, "csv-a", &[]).await;
+    let b = seed_org(&t.db, "csv-b", &[]).await;
+    let app = app(&t.db);
+    let admin = login(&app, &a.admin.email).await;
+    let other = login(&app, &b.admin.email).await;
+    for title in ["=cmd|' /C calc'!A0", "Replace seal, \"urgent\""] {
+        let (status, _) = call(
+            &app,
+            Method::POST,
+            "/api/v1/work-orders",
+            Some(&admin),
+            Some(json!({"title": title})),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    call(
+        &app,
+        Method::POST,
+        "/api/v1/work-orders",
+        Some(&other),
+        Some(json!({"title": "B's job"})),
+    )
+    .await;
+    let csv = common::raw(&app, "/api/v1/work-orders/export.csv", &admin).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("code,title,kind,status"));
+    assert!(
+        csv.contains(",'=cmd|' /C calc'!A0,"),
+        "formula neutralized: {csv}"
+    );
+    assert!(csv.contains("\"Replace seal, \"\"urgent\"\"\""), "quoting: {csv}");
+    assert!(!csv.contains("B's job"));
+    let eq = common::raw(&app, "/api/v1/equipment/export.csv", &admin).await;
+    assert!(
+        eq.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("P-101,Cooling pump")),
+        "{eq}"
+    );
+    t.cleanup().await;
+}

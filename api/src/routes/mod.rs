@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dead_letters;
 pub mod devices;
 pub mod equipment;
+pub mod export;
 pub mod parts;
 pub mod pm;
 pub mod reports;
@@ -37,6 +38,7 @@ pub fn api_v1() -> Router<AppState> {
         .merge(requests::router())
         .merge(pm::router())
         .merge(reports::router())
+        .merge(export::router())
         .merge(dead_letters::router())
         .merge(users::router())
         .merge(webhooks::router())

@@ -71,3 +71,16 @@ pub async fn add_user(db: &maintainpro_models::Db, org: &SeededOrg, email: &str,
     users::create(&mut tx, &org.tenant, new).await.unwrap();
     tx.commit().await.unwrap();
 }
+
+/// GET returning the raw body text (asserting 200).
+pub async fn raw(app: &Router, uri: &str, token: &str) -> String {
+    let req = Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{uri}");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
