@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{Tenant, Tx};
-use crate::error::{FieldError, ModelError, Result};
+use crate::error::{FieldError, ModelError, Referenced, Result};
 use crate::{events, work_orders};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -121,7 +121,7 @@ pub async fn log_time(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid, new: Ne
     if let Some(u) = new.user_id {
         crate::users::get(tx, u)
             .await
-            .map_err(|_| ModelError::invalid("user_id", "no such user"))?;
+            .referenced("user_id", "no such user")?;
     }
     let log = sqlx::query_as::<_, TimeLog>(
         "INSERT INTO work_order_time_logs (id, organization_id, work_order_id, user_id, minutes, performed_on, note)

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::hash_password;
 use crate::db::{Db, Tenant, Tx};
-use crate::error::{on_constraint, FieldError, ModelError, Result};
+use crate::error::{on_constraint, FieldError, ModelError, Referenced, Result};
 use crate::{equipment, events};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -146,10 +146,10 @@ pub async fn create_sensor(tx: &mut Tx, tenant: &Tenant, new: NewSensor) -> Resu
     }
     get_device(tx, new.device_id)
         .await
-        .map_err(|_| ModelError::invalid("device_id", "no such device"))?;
+        .referenced("device_id", "no such device")?;
     equipment::get(tx, new.equipment_id)
         .await
-        .map_err(|_| ModelError::invalid("equipment_id", "no such equipment"))?;
+        .referenced("equipment_id", "no such equipment")?;
     let name = new
         .name
         .filter(|n| !n.trim().is_empty())

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{Tenant, Tx};
-use crate::error::{on_constraint, FieldError, ModelError, Result};
+use crate::error::{on_constraint, FieldError, ModelError, Referenced, Result};
 use crate::events;
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -73,10 +73,9 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewEquipment) -> Result<E
     }
     if let Some(parent) = new.parent_id {
         // RLS makes another organization's equipment invisible: 404 either way.
-        get(tx, parent).await.map_err(|e| match e {
-            ModelError::NotFound(_) => ModelError::invalid("parent_id", "no such equipment"),
-            other => other,
-        })?;
+        get(tx, parent)
+            .await
+            .referenced("parent_id", "no such equipment")?;
     }
     let eq = sqlx::query_as::<_, Equipment>(&format!(
         "INSERT INTO equipment (id, organization_id, parent_id, name, asset_tag, description, location, criticality)
@@ -277,10 +276,7 @@ pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, change: EquipmentUpd
         change.parent_id.or(current.parent_id)
     };
     if let Some(p) = change.parent_id {
-        let parent = get(tx, p).await.map_err(|e| match e {
-            ModelError::NotFound(_) => ModelError::invalid("parent_id", "no such equipment"),
-            other => other,
-        })?;
+        let parent = get(tx, p).await.referenced("parent_id", "no such equipment")?;
         if subtree_ids(tx, id).await?.contains(&parent.id) {
             return Err(ModelError::invalid(
                 "parent_id",

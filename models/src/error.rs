@@ -82,6 +82,22 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// For lookups of a row a request refers to: "not found" (absent, or in
+/// another organization) becomes a validation error on that field; any other
+/// error, such as a lost database connection, passes through unchanged.
+pub(crate) trait Referenced<T> {
+    fn referenced(self, field: &str, message: &str) -> Result<T>;
+}
+
+impl<T> Referenced<T> for Result<T> {
+    fn referenced(self, field: &str, message: &str) -> Result<T> {
+        match self {
+            Err(ModelError::NotFound(_)) => Err(ModelError::invalid(field, message)),
+            other => other,
+        }
+    }
+}
+
 /// Maps a unique or foreign-key violation of the named constraint to a
 /// friendlier error; anything else passes through.
 pub(crate) fn on_constraint(

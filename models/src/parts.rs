@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::{Tenant, Tx};
-use crate::error::{on_constraint, FieldError, ModelError, Result};
+use crate::error::{on_constraint, FieldError, ModelError, Referenced, Result};
 use crate::events;
 use crate::page::{self, Cursor, Page};
 
@@ -731,10 +731,9 @@ async fn lock_part(tx: &mut Tx, id: Uuid) -> Result<i64> {
 
 /// A referenced stock location, or a validation error naming the field.
 async fn location_ref(tx: &mut Tx, id: Uuid) -> Result<StockLocation> {
-    match get_location(tx, id).await {
-        Err(ModelError::NotFound(_)) => Err(ModelError::invalid("location_id", "no such stock location")),
-        other => other,
-    }
+    get_location(tx, id)
+        .await
+        .referenced("location_id", "no such stock location")
 }
 
 /// A referenced work order's (code, status), or a validation error.
@@ -1060,10 +1059,9 @@ pub async fn reserve(
             .fetch_optional(&mut **tx)
             .await?
             .ok_or(ModelError::NotFound("work order"))?;
-    match lock_part(tx, new.part_id).await {
-        Err(ModelError::NotFound(_)) => return Err(ModelError::invalid("part_id", "no such part")),
-        other => other?,
-    };
+    lock_part(tx, new.part_id)
+        .await
+        .referenced("part_id", "no such part")?;
     let location = location_ref(tx, new.location_id).await?;
     if !matches!(status.as_str(), "open" | "in_progress" | "on_hold") {
         return Err(ModelError::Conflict(format!(

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::db::{Db, Tenant, Tx};
 use crate::error::{FieldError, ModelError, Result};
+use crate::events;
 use crate::work_orders::{self, Kind, NewWorkOrder, Priority, WorkOrder};
-use crate::{equipment, events};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
 pub struct PmSchedule {
@@ -116,19 +116,7 @@ fn validate(new: &NewPmSchedule) -> Result<()> {
 
 pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewPmSchedule) -> Result<PmSchedule> {
     validate(&new)?;
-    equipment::get(tx, new.equipment_id)
-        .await
-        .map_err(|_| ModelError::invalid("equipment_id", "no such equipment"))?;
-    if let Some(s) = new.sensor_id {
-        crate::devices::get_sensor(tx, s)
-            .await
-            .map_err(|_| ModelError::invalid("sensor_id", "no such sensor"))?;
-    }
-    if let Some(u) = new.assigned_to {
-        crate::users::get(tx, u)
-            .await
-            .map_err(|_| ModelError::invalid("assigned_to", "no such user"))?;
-    }
+    work_orders::check_references(tx, Some(new.equipment_id), new.sensor_id, new.assigned_to).await?;
     let calendar = new.trigger == "calendar";
     let s = sqlx::query_as::<_, PmSchedule>(&format!(
         "INSERT INTO pm_schedules (id, organization_id, title, description, equipment_id, priority, assigned_to,

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::{Tenant, Tx};
-use crate::error::{FieldError, ModelError, Result};
+use crate::error::{FieldError, ModelError, Referenced, Result};
 use crate::work_orders::{self, Kind, NewWorkOrder, Priority, WorkOrder};
 use crate::{equipment, events};
 
@@ -80,7 +80,7 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewWorkRequest) -> Result
     if let Some(eq) = new.equipment_id {
         equipment::get(tx, eq)
             .await
-            .map_err(|_| ModelError::invalid("equipment_id", "no such equipment"))?;
+            .referenced("equipment_id", "no such equipment")?;
     }
     let r = sqlx::query_as::<_, WorkRequest>(&format!(
         "INSERT INTO work_requests (id, organization_id, title, description, equipment_id, requested_by)

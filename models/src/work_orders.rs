@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::Role;
 use crate::db::{Actor, Tenant, Tx};
-use crate::error::{FieldError, ModelError, Result};
+use crate::error::{FieldError, ModelError, Referenced, Result};
 use crate::page::{self, Cursor, Page};
 use crate::{anomalies, equipment, events};
 
@@ -278,21 +278,7 @@ async fn insert(
     requested_by: Option<Uuid>,
 ) -> Result<WorkOrder> {
     new.validate()?;
-    if let Some(eq) = new.equipment_id {
-        equipment::get(tx, eq)
-            .await
-            .map_err(|_| ModelError::invalid("equipment_id", "no such equipment"))?;
-    }
-    if let Some(s) = new.sensor_id {
-        crate::devices::get_sensor(tx, s)
-            .await
-            .map_err(|_| ModelError::invalid("sensor_id", "no such sensor"))?;
-    }
-    if let Some(u) = new.assigned_to {
-        crate::users::get(tx, u)
-            .await
-            .map_err(|_| ModelError::invalid("assigned_to", "no such user"))?;
-    }
+    check_references(tx, new.equipment_id, new.sensor_id, new.assigned_to).await?;
     let number = next_number(tx, tenant, "work_order").await?;
     let source = if auto.is_some() {
         Source::Auto
@@ -328,6 +314,32 @@ async fn insert(
     record_status(tx, tenant, wo.id, None, Status::Open, "").await?;
     events::emit(tx, tenant, "work_order.created", Some(wo.id), &wo).await?;
     Ok(wo)
+}
+
+/// Checks that the equipment, sensor and assignee a work order (or a
+/// schedule that generates work orders) names exist in this organization.
+pub(crate) async fn check_references(
+    tx: &mut Tx,
+    equipment_id: Option<Uuid>,
+    sensor_id: Option<Uuid>,
+    assigned_to: Option<Uuid>,
+) -> Result<()> {
+    if let Some(eq) = equipment_id {
+        equipment::get(tx, eq)
+            .await
+            .referenced("equipment_id", "no such equipment")?;
+    }
+    if let Some(s) = sensor_id {
+        crate::devices::get_sensor(tx, s)
+            .await
+            .referenced("sensor_id", "no such sensor")?;
+    }
+    if let Some(u) = assigned_to {
+        crate::users::get(tx, u)
+            .await
+            .referenced("assigned_to", "no such user")?;
+    }
+    Ok(())
 }
 
 /// Takes the organization's next number of a series. The counter row stays
