@@ -8,6 +8,8 @@ use chrono::Utc;
 use maintainpro_models::{pm, work_orders, Db};
 use tokio_util::sync::CancellationToken;
 
+use crate::rounds::Rounds;
+
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
     /// How often to look for due work.
@@ -28,20 +30,8 @@ impl Default for JobsConfig {
 /// Runs the scheduled jobs until `shutdown` is cancelled.
 pub async fn run(db: Db, config: JobsConfig, shutdown: CancellationToken) {
     let every = chrono::Duration::from_std(config.escalate_every).unwrap_or(chrono::Duration::days(1));
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        let orgs = match db.organization_ids().await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler cannot list organizations");
-                continue;
-            }
-        };
+    let mut rounds = Rounds::new(db.clone(), config.interval, shutdown, "scheduler");
+    while let Some(orgs) = rounds.next().await {
         for org in orgs {
             let now = Utc::now();
             match pm::run_due(&db, org, now).await {

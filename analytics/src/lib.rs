@@ -7,9 +7,11 @@
 //!   to the detectors, records anomaly episodes and raises auto work orders
 //!   through `maintainpro_models::work_orders::raise_auto`.
 //! - [`jobs`]: scheduled jobs — preventive maintenance and escalation.
+//! - `rounds`: the timer both loops share (every organization, every tick).
 
 pub mod detector;
 pub mod jobs;
+mod rounds;
 pub mod worker;
 
 pub use worker::{run, AnalyticsConfig, AnalyticsStats};

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::detector::{severity, AnomalyKind, Detector, DetectorConfig, Signal};
+use crate::rounds::Rounds;
 use crate::AnalyticsError;
 
 pub const DETECTOR_NAME: &str = "robust_z";
@@ -68,20 +69,8 @@ const SENSOR_REFRESH: Duration = Duration::from_secs(15);
 /// Runs until `shutdown` is cancelled.
 pub async fn run(db: Db, config: AnalyticsConfig, stats: Arc<AnalyticsStats>, shutdown: CancellationToken) {
     let mut orgs: HashMap<Uuid, OrgState> = HashMap::new();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        let ids = match db.organization_ids().await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(error = %e, "analytics cannot list organizations");
-                continue;
-            }
-        };
+    let mut rounds = Rounds::new(db.clone(), config.interval, shutdown.clone(), "analytics");
+    while let Some(ids) = rounds.next().await {
         for org in ids {
             if shutdown.is_cancelled() {
                 break;
