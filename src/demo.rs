@@ -189,11 +189,7 @@ async fn ensure_equipment(
     parent: Option<Uuid>,
     criticality: &str,
 ) -> anyhow::Result<Uuid> {
-    if let Some(e) = equipment::list(tx, Some(tag), None)
-        .await?
-        .into_iter()
-        .find(|e| e.asset_tag == tag)
-    {
+    if let Some(e) = equipment::find_by_tag(tx, tag).await? {
         return Ok(e.id);
     }
     Ok(equipment::create(

@@ -70,6 +70,10 @@ struct UpArgs {
     /// Where the API (and UI) listens.
     #[arg(long, env = "MP_API_BIND", default_value = "127.0.0.1:8080")]
     api_bind: SocketAddr,
+    /// Where people reach the API, for links such as asset QR codes
+    /// (default: http://localhost:{api port}).
+    #[arg(long, env = "MP_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Port of the embedded MQTT broker.
     #[arg(long, env = "MP_MQTT_PORT", default_value_t = 1883)]
     mqtt_port: u16,
@@ -252,6 +256,7 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
         api_bind,
         jwt_secret,
         static_dir,
+        public_url: args.public_url.clone(),
         ingest: maintainpro_ingest::IngestConfig {
             shared_group: args.mqtt_shared_group.clone(),
             client_id: args.mqtt_client_id.clone(),

@@ -46,6 +46,8 @@ pub struct SystemConfig {
     /// HS256 key for access tokens; random for this run when `None`.
     pub jwt_secret: Option<String>,
     pub static_dir: Option<PathBuf>,
+    /// Where people reach the API (QR-code links); `None`: derived from the bind address.
+    pub public_url: Option<String>,
     pub ingest: IngestConfig,
     pub analytics: AnalyticsConfig,
     /// Run analytics in this process.
@@ -67,6 +69,7 @@ impl SystemConfig {
             api_bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             jwt_secret: None,
             static_dir: None,
+            public_url: None,
             ingest: IngestConfig {
                 flush_interval: Duration::from_millis(50),
                 ..IngestConfig::default()
@@ -193,6 +196,9 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
             let mut api_config =
                 ApiConfig::new(addr, config.jwt_secret.clone().unwrap_or_else(random_secret));
             api_config.static_dir = config.static_dir.clone();
+            if let Some(url) = &config.public_url {
+                api_config.public_url = url.clone();
+            }
             let (hooks_db, hooks_token) = (db.clone(), shutdown.clone());
             tasks.spawn(async move {
                 let cfg = maintainpro_api::webhook_delivery::DeliveryConfig::default();

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
@@ -170,16 +171,26 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
+        // Usually verified already by the access middleware.
+        match parts.extensions.get::<AuthUser>() {
+            Some(auth) => Ok(*auth),
+            None => AuthUser::from_headers(&parts.headers, state),
+        }
+    }
+}
+
+impl AuthUser {
+    /// Verifies the request's bearer token.
+    pub fn from_headers(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(headers)?;
         let claims = state.jwt.verify(token)?;
         Ok(AuthUser::from_claims(&claims))
     }
 }
 
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let missing = || ApiError::Unauthorized("missing bearer token".into());
-    let value = parts
-        .headers
+    let value = headers
         .get(AUTHORIZATION)
         .ok_or_else(missing)?
         .to_str()

@@ -1,6 +1,8 @@
 //! The API's error type and its one mapping onto HTTP statuses and the error
 //! envelope. Internal causes are logged here and never sent to clients.
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -22,6 +24,10 @@ pub enum ErrorCode {
     InvalidTransition,
     BadRequest,
     PayloadTooLarge,
+    /// The body's type is not one the operation accepts (415).
+    UnsupportedMediaType,
+    /// Too many attempts; the `Retry-After` header says when to try again.
+    RateLimited,
     InternalError,
 }
 
@@ -72,6 +78,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// Too many attempts; answered with `Retry-After`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: Duration },
     #[error("internal error: {0}")]
     Internal(String),
     #[error("invalid configuration: {0}")]
@@ -117,7 +126,7 @@ impl ApiError {
             ApiError::BadRequest(msg) => (StatusCode::BAD_REQUEST, C::BadRequest, msg.clone(), None),
             ApiError::UnsupportedMediaType(msg) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                C::BadRequest,
+                C::UnsupportedMediaType,
                 msg.clone(),
                 None,
             ),
@@ -138,6 +147,12 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 C::PayloadTooLarge,
                 self.to_string(),
+                None,
+            ),
+            ApiError::RateLimited { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                C::RateLimited,
+                message.clone(),
                 None,
             ),
             ApiError::Internal(_) | ApiError::Config(_) | ApiError::Io(_) => internal(),
@@ -186,6 +201,12 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            // Whole seconds, rounded up, at least one.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         res
     }

@@ -18,6 +18,7 @@
 //! Every handler works inside one tenant transaction (`Db::tenant`), so
 //! row-level security hides other organizations' rows: a foreign id is a 404.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod envelope;

@@ -5,7 +5,7 @@ use std::path::Path as FsPath;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{any, get};
 use axum::Router;
 use maintainpro_models::Db;
@@ -16,6 +16,7 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
+use crate::access;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
@@ -26,11 +27,17 @@ use crate::state::AppState;
 /// The whole application: `/api/v1`, probes, and the web UI or a hint at `/`.
 pub fn router(state: AppState) -> Router {
     let mut app = routes::api_v1()
+        // Only matched /api/v1 routes: unknown paths fall through to the 404s below.
+        .route_layer(from_fn_with_state(state.clone(), access::enforce))
         // Anything else under /api is a 404 in the envelope.
         .route("/api", any(system::not_found))
+        // The API explorer: static paths win over the catch-all below.
+        .merge(routes::docs::router())
         .route("/api/{*rest}", any(system::not_found))
         .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz));
+        .route("/readyz", get(system::readyz))
+        // The request form that asset QR codes open.
+        .merge(routes::qr::pages());
 
     app = match state.config.static_dir.as_deref().filter(|dir| dir.is_dir()) {
         Some(dir) => app.fallback_service(spa(dir)),
@@ -81,7 +88,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ApiError> {
     config.validate()?;
+    crate::access::check_document()?;
     let addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() && config.public_url.contains("://localhost") {
+        tracing::warn!(
+            public_url = %config.public_url,
+            "asset QR codes link to localhost, which phones cannot reach; set MP_PUBLIC_URL"
+        );
+    }
     if let Some(dir) = &config.static_dir {
         if dir.is_dir() {
             tracing::info!(dir = %dir.display(), "serving web ui");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use maintainpro_models::{Db, Tx};
 
+use crate::access::AccessTable;
 use crate::auth::{AuthUser, JwtKeys};
 use crate::config::ApiConfig;
 use crate::error::ApiError;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<ApiConfig>,
     pub jwt: Arc<JwtKeys>,
+    /// Who may call which operation (see [`crate::access`]).
+    pub access: &'static AccessTable,
 }
 
 impl AppState {
@@ -24,6 +27,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             jwt,
+            access: AccessTable::api(),
         }
     }
 

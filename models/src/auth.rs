@@ -109,6 +109,8 @@ pub enum Permission {
     RequestsApprove,
     PmManage,
     ReportsView,
+    /// Add, describe and (de)activate the organization's failure codes.
+    FailureCodesManage,
 }
 
 impl Permission {
@@ -138,6 +140,7 @@ impl Permission {
         Permission::RequestsApprove,
         Permission::PmManage,
         Permission::ReportsView,
+        Permission::FailureCodesManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,7 +171,19 @@ impl Permission {
             RequestsApprove => "requests:approve",
             PmManage => "pm:manage",
             ReportsView => "reports:view",
+            FailureCodesManage => "failure_codes:manage",
         }
+    }
+}
+
+impl FromStr for Permission {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| ModelError::invalid("permission", format!("unknown permission '{s}'")))
     }
 }
 

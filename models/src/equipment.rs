@@ -3,12 +3,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::{Tenant, Tx};
 use crate::error::{on_constraint, FieldError, ModelError, Referenced, Result};
 use crate::events;
+use crate::page::{self, KeyCursor, Page};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
 pub struct Equipment {
@@ -108,29 +109,251 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Equipment> {
         .ok_or(ModelError::NotFound("equipment"))
 }
 
-/// Equipment list with optional search over name, tag and location.
-pub async fn list(tx: &mut Tx, q: Option<&str>, parent_id: Option<Uuid>) -> Result<Vec<Equipment>> {
-    let pattern = q.map(|q| {
-        format!(
-            "%{}%",
-            q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-        )
-    });
-    Ok(sqlx::query_as::<_, Equipment>(&format!(
-        "SELECT {COLUMNS} FROM equipment
-         WHERE ($1::text IS NULL OR name ILIKE $1 OR asset_tag ILIKE $1 OR location ILIKE $1)
-           AND ($2::uuid IS NULL OR parent_id = $2)
-         ORDER BY name, id"
+/// Filters of the equipment list. Without `q` the list is in name order;
+/// with `q` it is a ranked search.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EquipmentFilter {
+    /// Full-text search over asset tag, name, location and description.
+    /// Websearch syntax (`"exact phrase"`, `-not`, `or`); every word also
+    /// matches as a prefix ("pum" finds "pump"). An exact asset-tag match
+    /// comes first, then tags starting with the query, then by relevance.
+    pub q: Option<String>,
+    /// active | maintenance | decommissioned | retired
+    pub status: Option<String>,
+    /// low | medium | high | critical
+    pub criticality: Option<String>,
+    /// Only the direct children of this equipment.
+    pub parent_id: Option<Uuid>,
+    /// true: only top-level equipment (no parent); false: only equipment
+    /// that has a parent. Not together with `parent_id`.
+    pub root: Option<bool>,
+    /// Location contains this text (case-insensitive).
+    pub location: Option<String>,
+    /// `meta.nextCursor` of the previous page (same filters).
+    pub cursor: Option<String>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// The longest search query accepted.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// Separators inside words, which both the search vector (SQL
+/// `mp_search_words`, migration 0013) and the query treat as spaces.
+const SEPARATORS: &[char] = &['-', '_', '.', '/', '\\', ':', '#', ',', ';', '+'];
+
+/// The query text for `websearch_to_tsquery`: a run of separators right
+/// after a character becomes a space ("P-101" → "P 101"), as in the stored
+/// vector, while one that starts a word stays ("-motor" means "not motor").
+pub fn search_words(q: &str) -> String {
+    let mut out = String::with_capacity(q.len());
+    let mut prev_is_word = false;
+    let mut in_gap = false;
+    for c in q.chars() {
+        let separator = SEPARATORS.contains(&c);
+        if separator && (prev_is_word || in_gap) {
+            if !in_gap {
+                out.push(' ');
+                in_gap = true;
+            }
+            prev_is_word = false;
+            continue;
+        }
+        out.push(c);
+        in_gap = false;
+        prev_is_word = !separator && !c.is_whitespace();
+    }
+    out
+}
+
+/// A LIKE pattern matching strings that start with `s` literally.
+fn prefix_pattern(s: &str) -> String {
+    format!(
+        "{}%",
+        s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    )
+}
+
+/// The filters every equipment list query shares: $1 status, $2
+/// criticality, $3 parent_id, $4 root, $5 location pattern.
+const FILTERS: &str = "($1::text IS NULL OR status = $1)
+               AND ($2::text IS NULL OR criticality = $2)
+               AND ($3::uuid IS NULL OR parent_id = $3)
+               AND ($4::boolean IS NULL OR (parent_id IS NULL) = $4)
+               AND ($5::text IS NULL OR location ILIKE $5)";
+
+/// A search hit with its sort key: tier 2 is an exact asset-tag match, 1 a
+/// tag that starts with the query, 0 a text match; then rank, name, id.
+#[derive(FromRow)]
+struct Hit {
+    #[sqlx(flatten)]
+    equipment: Equipment,
+    tier: i16,
+    rank: f32,
+}
+
+/// The sort key of a search hit: (tier, rank, name).
+type SearchKey = (i16, f32, String);
+
+/// Checks the filters that are not checked by their type.
+fn validate(filter: &EquipmentFilter) -> Result<()> {
+    let mut errors = Vec::new();
+    if let Some(s) = filter.status.as_deref() {
+        if !STATUSES.contains(&s) {
+            errors.push(FieldError::new(
+                "status",
+                "must be one of active, maintenance, decommissioned, retired",
+            ));
+        }
+    }
+    if let Some(c) = filter.criticality.as_deref() {
+        if !CRITICALITIES.contains(&c) {
+            errors.push(FieldError::new(
+                "criticality",
+                "must be one of low, medium, high, critical",
+            ));
+        }
+    }
+    if filter.parent_id.is_some() && filter.root.is_some() {
+        errors.push(FieldError::new("root", "give parent_id or root, not both"));
+    }
+    if filter
+        .q
+        .as_deref()
+        .is_some_and(|q| q.trim().chars().count() > MAX_QUERY_CHARS)
+    {
+        errors.push(FieldError::new(
+            "q",
+            format!("must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelError::Validation(errors))
+    }
+}
+
+/// Equipment, filtered, in name order or (with `q`) ranked by relevance,
+/// paginated by a keyset cursor over the sort key and id.
+pub async fn list(tx: &mut Tx, filter: &EquipmentFilter) -> Result<Page<Equipment>> {
+    validate(filter)?;
+    let limit = page::limit(filter.limit)?;
+    let location = filter
+        .location
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("%{}", prefix_pattern(l)));
+    let q = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let Some(q) = q else {
+        let cursor = filter
+            .cursor
+            .as_deref()
+            .map(KeyCursor::<String>::decode)
+            .transpose()?;
+        let rows = sqlx::query_as::<_, Equipment>(&format!(
+            "SELECT {COLUMNS} FROM equipment
+             WHERE {FILTERS}
+               AND ($6::text IS NULL OR (name, id) > ($6, $7))
+             ORDER BY name, id LIMIT $8"
+        ))
+        .bind(filter.status.as_deref())
+        .bind(filter.criticality.as_deref())
+        .bind(filter.parent_id)
+        .bind(filter.root)
+        .bind(location)
+        .bind(cursor.as_ref().map(|c| c.key.as_str()))
+        .bind(cursor.as_ref().map(|c| c.id))
+        .bind(limit + 1)
+        .fetch_all(&mut **tx)
+        .await?;
+        return Ok(page::paginate_by(rows, limit, |e| {
+            KeyCursor {
+                key: e.name.clone(),
+                id: e.id,
+            }
+            .encode()
+        }));
+    };
+    let cursor = filter
+        .cursor
+        .as_deref()
+        .map(KeyCursor::<SearchKey>::decode)
+        .transpose()?;
+    // websearch_to_tsquery, then every lexeme ('x') made a prefix ('x':*).
+    let hits = sqlx::query_as::<_, Hit>(&format!(
+        r"WITH query AS (
+             SELECT regexp_replace(websearch_to_tsquery('simple', $6)::text,
+                                   '(''(?:[^'']|'''')*'')', '\1:*', 'g')::tsquery AS tsq
+         ), hits AS (
+             SELECT {COLUMNS},
+                    (CASE WHEN lower(asset_tag) = lower($7) THEN 2
+                          WHEN lower(asset_tag) LIKE lower($8) THEN 1
+                          ELSE 0 END)::smallint AS tier,
+                    ts_rank(search, query.tsq) AS rank
+             FROM equipment, query
+             WHERE (search @@ query.tsq OR lower(asset_tag) LIKE lower($8))
+               AND {FILTERS}
+         )
+         SELECT * FROM hits
+         WHERE $9::smallint IS NULL
+            OR tier < $9
+            OR (tier = $9 AND (rank < $10 OR (rank = $10 AND (name, id) > ($11, $12))))
+         ORDER BY tier DESC, rank DESC, name, id LIMIT $13"
     ))
-    .bind(pattern)
-    .bind(parent_id)
+    .bind(filter.status.as_deref())
+    .bind(filter.criticality.as_deref())
+    .bind(filter.parent_id)
+    .bind(filter.root)
+    .bind(location)
+    .bind(search_words(q))
+    .bind(q)
+    .bind(prefix_pattern(q))
+    .bind(cursor.as_ref().map(|c| c.key.0))
+    .bind(cursor.as_ref().map(|c| c.key.1))
+    .bind(cursor.as_ref().map(|c| c.key.2.as_str()))
+    .bind(cursor.as_ref().map(|c| c.id))
+    .bind(limit + 1)
     .fetch_all(&mut **tx)
-    .await?)
+    .await?;
+    let page = page::paginate_by(hits, limit, |h| {
+        KeyCursor {
+            key: (h.tier, h.rank, h.equipment.name.clone()),
+            id: h.equipment.id,
+        }
+        .encode()
+    });
+    Ok(Page {
+        items: page.items.into_iter().map(|h| h.equipment).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Every piece of equipment in name order, unpaged: for the tree and the
+/// CSV export.
+pub async fn all(tx: &mut Tx) -> Result<Vec<Equipment>> {
+    Ok(
+        sqlx::query_as::<_, Equipment>(&format!("SELECT {COLUMNS} FROM equipment ORDER BY name, id"))
+            .fetch_all(&mut **tx)
+            .await?,
+    )
+}
+
+/// The equipment with exactly this asset tag, if any.
+pub async fn find_by_tag(tx: &mut Tx, asset_tag: &str) -> Result<Option<Equipment>> {
+    Ok(
+        sqlx::query_as::<_, Equipment>(&format!("SELECT {COLUMNS} FROM equipment WHERE asset_tag = $1"))
+            .bind(asset_tag)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
 }
 
 /// The whole hierarchy as a forest of root nodes.
 pub async fn tree(tx: &mut Tx) -> Result<Vec<EquipmentNode>> {
-    let all = list(tx, None, None).await?;
+    let all = all(tx).await?;
     Ok(build_tree(all))
 }
 
@@ -203,6 +426,22 @@ mod tests {
         assert_eq!(t.len(), 3, "roots: 1, 4 and the orphan 5");
         assert_eq!(t[0].children.len(), 1);
         assert_eq!(t[0].children[0].children[0].equipment.id, Uuid::from_u128(3));
+    }
+
+    #[test]
+    fn search_words_split_like_the_vector_but_keep_negation() {
+        assert_eq!(search_words("P-101"), "P 101");
+        assert_eq!(search_words("AHU_3.2"), "AHU 3 2");
+        assert_eq!(search_words("x--/y"), "x y");
+        assert_eq!(search_words("pump -motor"), "pump -motor");
+        assert_eq!(search_words("-motor"), "-motor");
+        assert_eq!(search_words("\"line-2\" or fan"), "\"line 2\" or fan");
+        assert_eq!(search_words("Müller-Öl"), "Müller Öl");
+    }
+
+    #[test]
+    fn like_patterns_are_literal() {
+        assert_eq!(prefix_pattern("P_1%\\"), "P\\_1\\%\\\\%");
     }
 }
 

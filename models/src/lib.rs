@@ -13,9 +13,14 @@
 //! - [`readings`]: trend queries over telemetry (ingest owns the writer).
 //! - [`anomalies`]: anomaly episodes found by analytics.
 //! - [`activity`]: work-order comments and labour time logs.
+//! - [`attachments`]: files on work orders (type sniffed from content, limits, storage).
 //! - [`audit`]: the audit log (written by a database trigger).
 //! - [`work_orders`]: the work-order state machine and the one function that
-//!   creates work orders, for people and for analytics alike.
+//!   creates work orders, for people and for analytics alike; assignees,
+//!   edits and what completing a work order requires.
+//! - [`failure_codes`], [`checklists`], [`downtime`]: a work order's problem /
+//!   cause / remedy codes (per-organization catalog), checklist, and
+//!   equipment downtime with a reason.
 //! - [`dead_letters`], [`events`]: rejected input, and the change outbox.
 //! - [`parts`]: parts catalog, stock locations, the append-only stock ledger,
 //!   reservations for work orders and parts cost per work order.
@@ -27,15 +32,19 @@
 
 pub mod activity;
 pub mod anomalies;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod checklists;
 pub mod cluster;
 pub mod db;
 pub mod dead_letters;
 pub mod devices;
+pub mod downtime;
 pub mod equipment;
 pub mod error;
 pub mod events;
+pub mod failure_codes;
 pub mod organizations;
 pub mod page;
 pub mod parts;

@@ -7,6 +7,7 @@ use sqlx::FromRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::checklists::{self, ChecklistTemplateItem};
 use crate::db::{Db, Tenant, Tx};
 use crate::error::{FieldError, ModelError, Result};
 use crate::events;
@@ -33,6 +34,9 @@ pub struct PmSchedule {
     pub condition: Option<String>,
     pub threshold_low: Option<f64>,
     pub threshold_high: Option<f64>,
+    /// Checklist copied to every work order the schedule generates.
+    #[sqlx(json)]
+    pub checklist: Vec<ChecklistTemplateItem>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -57,10 +61,14 @@ pub struct NewPmSchedule {
     pub condition: Option<String>,
     pub threshold_low: Option<f64>,
     pub threshold_high: Option<f64>,
+    /// Checklist template (at most 100 items) copied to every generated work order.
+    #[serde(default)]
+    pub checklist: Vec<ChecklistTemplateItem>,
 }
 
 const COLUMNS: &str = "id, title, description, equipment_id, priority, assigned_to, trigger, interval_count, \
-     interval_unit, anchor, next_due_at, sensor_id, condition, threshold_low, threshold_high, active, created_at";
+     interval_unit, anchor, next_due_at, sensor_id, condition, threshold_low, threshold_high, checklist, active, \
+     created_at";
 
 fn validate(new: &NewPmSchedule) -> Result<()> {
     let mut e = Vec::new();
@@ -107,6 +115,7 @@ fn validate(new: &NewPmSchedule) -> Result<()> {
         }
         _ => e.push(FieldError::new("trigger", "must be calendar or condition")),
     }
+    e.extend(checklists::validate_template(&new.checklist, "checklist"));
     if e.is_empty() {
         Ok(())
     } else {
@@ -121,8 +130,8 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewPmSchedule) -> Result<
     let s = sqlx::query_as::<_, PmSchedule>(&format!(
         "INSERT INTO pm_schedules (id, organization_id, title, description, equipment_id, priority, assigned_to,
                                    trigger, interval_count, interval_unit, anchor, next_due_at, sensor_id,
-                                   condition, threshold_low, threshold_high)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING {COLUMNS}"
+                                   condition, threshold_low, threshold_high, checklist)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(tenant.org_id)
@@ -140,6 +149,7 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewPmSchedule) -> Result<
     .bind(new.condition.filter(|_| !calendar))
     .bind(new.threshold_low.filter(|_| !calendar))
     .bind(new.threshold_high.filter(|_| !calendar))
+    .bind(sqlx::types::Json(&new.checklist))
     .fetch_one(&mut **tx)
     .await?;
     events::emit(tx, tenant, "pm_schedule.created", Some(s.id), &s).await?;
@@ -304,7 +314,7 @@ async fn generate(
         assigned_to: s.assigned_to,
         due_at: Some(due_at),
     };
-    let wo = work_orders::create_for_request(tx, tenant, new, None).await?;
+    let wo = work_orders::create_scheduled(tx, tenant, new, s.checklist.clone()).await?;
     sqlx::query("INSERT INTO pm_occurrences (organization_id, schedule_id, due_at, work_order_id) VALUES ($1, $2, $3, $4)")
         .bind(tenant.org_id)
         .bind(s.id)

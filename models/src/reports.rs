@@ -3,9 +3,15 @@
 //!
 //! Definitions (range [from, to)):
 //! - failures: corrective or emergency work orders on the asset created in range;
-//! - MTTR: mean hours from a failure's creation to its completion (completed ones);
+//! - repair time of a completed failure: its recorded downtime (the sum of
+//!   its ended downtime entries) when it has any, otherwise the hours from
+//!   its creation to its completion;
+//! - MTTR: mean repair time of the completed failures;
 //! - MTBF: (range hours − repair hours) / failures, when there were failures;
-//! - availability: MTBF / (MTBF + MTTR), 1 when there were no failures;
+//! - availability: when downtime was recorded on the asset (any work order,
+//!   any reason) overlapping the range, 1 − (hours down within the range) /
+//!   (range hours), overlapping entries counted once and running ones up to
+//!   now; otherwise MTBF / (MTBF + MTTR), 1 when there were no failures;
 //! - open / overdue: work orders active now / active and past their due date;
 //! - labour minutes: time logged in range on the asset's work orders;
 //! - parts cost: parts issued minus returned in range to the asset's work orders.
@@ -69,15 +75,31 @@ pub async fn reliability(tx: &mut Tx, range: &ReportRange) -> Result<Reliability
     }
     let hours = (to - from).num_seconds() as f64 / 3600.0;
     let assets = sqlx::query_as::<_, AssetReliability>(
-        "WITH failures AS (
+        "WITH recorded AS (
+             SELECT work_order_id, sum(extract(epoch FROM ended_at - started_at) / 3600.0) AS hours
+             FROM work_order_downtime WHERE ended_at IS NOT NULL
+             GROUP BY work_order_id),
+         repairs AS (
+             SELECT w.equipment_id, w.completed_at,
+                    coalesce(r.hours, extract(epoch FROM w.completed_at - w.created_at) / 3600.0) AS hours
+             FROM work_orders w LEFT JOIN recorded r ON r.work_order_id = w.id
+             WHERE w.kind IN ('corrective', 'emergency') AND w.created_at >= $1 AND w.created_at < $2
+               AND w.equipment_id IS NOT NULL),
+         failures AS (
              SELECT equipment_id, count(*) AS n,
-                    avg(extract(epoch FROM completed_at - created_at) / 3600.0)
-                        FILTER (WHERE completed_at IS NOT NULL) AS mttr,
-                    coalesce(sum(extract(epoch FROM completed_at - created_at) / 3600.0)
-                        FILTER (WHERE completed_at IS NOT NULL), 0) AS repair_hours
-             FROM work_orders
-             WHERE kind IN ('corrective', 'emergency') AND created_at >= $1 AND created_at < $2
-               AND equipment_id IS NOT NULL
+                    avg(hours) FILTER (WHERE completed_at IS NOT NULL) AS mttr,
+                    coalesce(sum(hours) FILTER (WHERE completed_at IS NOT NULL), 0) AS repair_hours
+             FROM repairs
+             GROUP BY equipment_id),
+         down AS (
+             SELECT equipment_id, sum(extract(epoch FROM upper(span) - lower(span)) / 3600.0) AS hours
+             FROM (SELECT equipment_id,
+                          unnest(range_agg(tstzrange(greatest(started_at, $1),
+                                                     least(coalesce(ended_at, now()), $2)))) AS span
+                   FROM work_order_downtime
+                   WHERE started_at < $2 AND coalesce(ended_at, now()) > $1
+                     AND coalesce(ended_at, now()) > started_at
+                   GROUP BY equipment_id) spans
              GROUP BY equipment_id),
          backlog AS (
              SELECT equipment_id, count(*) AS open,
@@ -98,7 +120,8 @@ pub async fn reliability(tx: &mut Tx, range: &ReportRange) -> Result<Reliability
                 coalesce(f.n, 0)::bigint AS failures,
                 f.mttr::float8 AS mttr_hours,
                 CASE WHEN f.n > 0 THEN (($3 - f.repair_hours) / f.n)::float8 END AS mtbf_hours,
-                CASE WHEN coalesce(f.n, 0) = 0 THEN 1.0
+                CASE WHEN d.hours IS NOT NULL THEN greatest(0.0, 1.0 - d.hours / $3)::float8
+                     WHEN coalesce(f.n, 0) = 0 THEN 1.0
                      WHEN f.mttr IS NULL THEN 1.0
                      ELSE (($3 - f.repair_hours) / f.n / (($3 - f.repair_hours) / f.n + f.mttr))::float8
                 END AS availability,
@@ -111,6 +134,7 @@ pub async fn reliability(tx: &mut Tx, range: &ReportRange) -> Result<Reliability
          LEFT JOIN backlog b ON b.equipment_id = e.id
          LEFT JOIN labour l ON l.equipment_id = e.id
          LEFT JOIN parts p ON p.equipment_id = e.id
+         LEFT JOIN down d ON d.equipment_id = e.id
          ORDER BY coalesce(f.n, 0) DESC, e.name, e.id",
     )
     .bind(from)

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::{Tenant, Tx};
 use crate::error::{FieldError, ModelError, Referenced, Result};
+use crate::page::{self, Cursor, Page};
 use crate::work_orders::{self, Kind, NewWorkOrder, Priority, WorkOrder};
 use crate::{equipment, events};
 
@@ -59,7 +60,15 @@ pub struct Rejection {
 pub struct RequestFilter {
     /// pending | approved | rejected
     pub status: Option<String>,
+    /// Only requests about this equipment.
     pub equipment_id: Option<Uuid>,
+    /// Only requests filed by this user (a requester sees only their own
+    /// whatever this says).
+    pub requested_by: Option<Uuid>,
+    /// `meta.nextCursor` of the previous page (same filters).
+    pub cursor: Option<String>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<i64>,
 }
 
 const COLUMNS: &str = "id, title, description, equipment_id, requested_by, status, rejection_reason, \
@@ -98,8 +107,9 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewWorkRequest) -> Result
     Ok(r)
 }
 
-/// Requests `tenant` may see: requesters their own, others all.
-pub async fn list(tx: &mut Tx, tenant: &Tenant, filter: &RequestFilter) -> Result<Vec<WorkRequest>> {
+/// Requests `tenant` may see (requesters their own, others all), newest
+/// first, filtered, paginated by a (created_at, id) cursor.
+pub async fn list(tx: &mut Tx, tenant: &Tenant, filter: &RequestFilter) -> Result<Page<WorkRequest>> {
     if let Some(s) = filter.status.as_deref() {
         if !["pending", "approved", "rejected"].contains(&s) {
             return Err(ModelError::invalid(
@@ -108,17 +118,29 @@ pub async fn list(tx: &mut Tx, tenant: &Tenant, filter: &RequestFilter) -> Resul
             ));
         }
     }
-    Ok(sqlx::query_as::<_, WorkRequest>(&format!(
+    let limit = page::limit(filter.limit)?;
+    let cursor = filter.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let rows = sqlx::query_as::<_, WorkRequest>(&format!(
         "SELECT {COLUMNS} FROM work_requests
          WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR equipment_id = $2)
            AND ($3::uuid IS NULL OR requested_by = $3)
-         ORDER BY created_at DESC, id DESC LIMIT 500"
+           AND ($4::uuid IS NULL OR requested_by = $4)
+           AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+         ORDER BY created_at DESC, id DESC LIMIT $7"
     ))
     .bind(filter.status.as_deref())
     .bind(filter.equipment_id)
     .bind(work_orders::requester_scope(tenant))
+    .bind(filter.requested_by)
+    .bind(cursor.map(|c| c.at))
+    .bind(cursor.map(|c| c.id))
+    .bind(limit + 1)
     .fetch_all(&mut **tx)
-    .await?)
+    .await?;
+    Ok(page::paginate(rows, limit, |r| Cursor {
+        at: r.created_at,
+        id: r.id,
+    }))
 }
 
 pub async fn get(tx: &mut Tx, tenant: &Tenant, id: Uuid) -> Result<WorkRequest> {

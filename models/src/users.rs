@@ -10,13 +10,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{hash_password, validate_password, verify_password, Role};
 use crate::db::{Db, Tenant, Tx};
 use crate::error::{on_constraint, FieldError, ModelError, Result};
 use crate::events;
+use crate::page::{self, KeyCursor, Page};
 use crate::sessions::{self, TokenHash, TokenRejection};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -142,13 +143,80 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<User> {
         .try_into()
 }
 
-pub async fn list(tx: &mut Tx) -> Result<Vec<User>> {
-    sqlx::query_as::<_, UserRow>(&format!("SELECT {COLUMNS} FROM users ORDER BY name, id"))
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .map(User::try_from)
-        .collect()
+/// Filters of the user list (name order).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserFilter {
+    /// Name or e-mail contains this text (case-insensitive).
+    pub q: Option<String>,
+    /// admin | manager | technician | requester
+    pub role: Option<String>,
+    /// true: only active users; false: only deactivated or invited ones.
+    pub active: Option<bool>,
+    /// `meta.nextCursor` of the previous page (same filters).
+    pub cursor: Option<String>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// The organization's users in name order, filtered, paginated by a keyset
+/// cursor over (name, id).
+pub async fn list(tx: &mut Tx, filter: &UserFilter) -> Result<Page<User>> {
+    let mut errors = Vec::new();
+    let role = match filter.role.as_deref().map(str::parse::<Role>).transpose() {
+        Ok(role) => role,
+        Err(_) => {
+            let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            errors.push(FieldError::new(
+                "role",
+                format!("must be one of {}", all.join(", ")),
+            ));
+            None
+        }
+    };
+    let q = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > 200) {
+        errors.push(FieldError::new("q", "must be at most 200 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(ModelError::Validation(errors));
+    }
+    let limit = page::limit(filter.limit)?;
+    let cursor = filter
+        .cursor
+        .as_deref()
+        .map(KeyCursor::<String>::decode)
+        .transpose()?;
+    let pattern = q.map(|q| {
+        format!(
+            "%{}%",
+            q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        )
+    });
+    let rows = sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {COLUMNS} FROM users
+         WHERE ($1::text IS NULL OR name ILIKE $1 OR email ILIKE $1)
+           AND ($2::text IS NULL OR role = $2)
+           AND ($3::boolean IS NULL OR active = $3)
+           AND ($4::text IS NULL OR (name, id) > ($4, $5))
+         ORDER BY name, id LIMIT $6"
+    ))
+    .bind(pattern)
+    .bind(role.map(Role::as_str))
+    .bind(filter.active)
+    .bind(cursor.as_ref().map(|c| c.key.as_str()))
+    .bind(cursor.as_ref().map(|c| c.id))
+    .bind(limit + 1)
+    .fetch_all(&mut **tx)
+    .await?;
+    let items = rows.into_iter().map(User::try_from).collect::<Result<Vec<_>>>()?;
+    Ok(page::paginate_by(items, limit, |u| {
+        KeyCursor {
+            key: u.name.clone(),
+            id: u.id,
+        }
+        .encode()
+    }))
 }
 
 /// Checks an e-mail and password; returns the active user.

@@ -1,20 +1,28 @@
 //! Work orders: the status machine, numbering, and the one creation path
-//! shared by people (API) and analytics (auto work orders).
+//! shared by people (API) and analytics (auto work orders); assignees,
+//! failure codes, edits, and the rule of what a work order needs before it
+//! may be completed ([`completion_requirements`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Role;
+use crate::checklists::{self, ChecklistItem, ChecklistTemplateItem};
 use crate::db::{Actor, Tenant, Tx};
+use crate::downtime::{self, Downtime};
 use crate::error::{FieldError, ModelError, Referenced, Result};
+use crate::failure_codes::{self, CodeKind};
 use crate::page::{self, Cursor, Page};
 use crate::{anomalies, equipment, events};
+
+/// Most people one work order may be assigned to.
+pub const MAX_ASSIGNEES: usize = 20;
 
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
@@ -130,7 +138,16 @@ pub struct WorkOrder {
     pub occurrence_count: i32,
     pub last_occurrence_at: Option<DateTime<Utc>>,
     pub requested_by: Option<Uuid>,
+    /// The lead assignee: the first of `assignees` (absent when nobody is
+    /// assigned). Kept for clients that know one assignee only.
     pub assigned_to: Option<Uuid>,
+    /// Everyone assigned, the lead first, then in the order they were assigned.
+    pub assignees: Vec<Uuid>,
+    /// Failure codes from the organization's catalog (`/failure-codes`):
+    /// what was wrong, why, and what was done.
+    pub problem_code: Option<String>,
+    pub cause_code: Option<String>,
+    pub remedy_code: Option<String>,
     pub due_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -155,6 +172,10 @@ struct Row {
     last_occurrence_at: Option<DateTime<Utc>>,
     requested_by: Option<Uuid>,
     assigned_to: Option<Uuid>,
+    assignees: Vec<Uuid>,
+    problem_code: Option<String>,
+    cause_code: Option<String>,
+    remedy_code: Option<String>,
     due_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -181,6 +202,10 @@ impl TryFrom<Row> for WorkOrder {
             last_occurrence_at: r.last_occurrence_at,
             requested_by: r.requested_by,
             assigned_to: r.assigned_to,
+            assignees: r.assignees,
+            problem_code: r.problem_code,
+            cause_code: r.cause_code,
+            remedy_code: r.remedy_code,
             due_at: r.due_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -189,13 +214,22 @@ impl TryFrom<Row> for WorkOrder {
     }
 }
 
+/// A work order's columns, with its assignees (lead first) and failure
+/// codes looked up; also usable in `RETURNING` (the subqueries name the
+/// table, not an alias).
 const COLUMNS: &str = "id, code, number, title, description, kind, status, priority, source, equipment_id, \
-     sensor_id, anomaly_id, occurrence_count, last_occurrence_at, requested_by, assigned_to, due_at, \
-     created_at, updated_at, completed_at";
+     sensor_id, anomaly_id, occurrence_count, last_occurrence_at, requested_by, assigned_to, \
+     ARRAY(SELECT a.user_id FROM work_order_assignees a WHERE a.work_order_id = work_orders.id \
+           ORDER BY a.user_id IS DISTINCT FROM work_orders.assigned_to, a.assigned_at, a.id) AS assignees, \
+     (SELECT f.code FROM failure_codes f WHERE f.id = work_orders.problem_code_id) AS problem_code, \
+     (SELECT f.code FROM failure_codes f WHERE f.id = work_orders.cause_code_id) AS cause_code, \
+     (SELECT f.code FROM failure_codes f WHERE f.id = work_orders.remedy_code_id) AS remedy_code, \
+     due_at, created_at, updated_at, completed_at";
 
-/// A work order to create. People fill it through the API; analytics fills
-/// it through [`raise_auto`], which adds the auto fields.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// A work order to create: its core fields. Services (analytics, the PM
+/// scheduler, request approval) fill it directly; the API takes
+/// [`CreateWorkOrder`], which adds assignees, a checklist and failure codes.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct NewWorkOrder {
     pub title: String,
     #[serde(default)]
@@ -206,25 +240,99 @@ pub struct NewWorkOrder {
     pub priority: Option<Priority>,
     pub equipment_id: Option<Uuid>,
     pub sensor_id: Option<Uuid>,
+    /// The lead assignee (an active user of the organization).
     pub assigned_to: Option<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
 }
 
 impl NewWorkOrder {
-    fn validate(&self) -> Result<()> {
-        let mut errors = Vec::new();
-        let title = self.title.trim();
-        if title.is_empty() || title.chars().count() > 200 {
-            errors.push(FieldError::new("title", "must be 1-200 characters"));
-        }
-        if self.description.len() > 20_000 {
-            errors.push(FieldError::new("description", "must be at most 20000 bytes"));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ModelError::Validation(errors))
-        }
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check_title(&self.title, errors);
+        check_description(&self.description, errors);
+    }
+}
+
+fn check_title(title: &str, errors: &mut Vec<FieldError>) {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        errors.push(FieldError::new("title", "must be 1-200 characters"));
+    }
+}
+
+fn check_description(description: &str, errors: &mut Vec<FieldError>) {
+    if description.len() > 20_000 {
+        errors.push(FieldError::new("description", "must be at most 20000 bytes"));
+    }
+}
+
+/// What a new work order carries beyond its core fields.
+#[derive(Debug, Clone, Default)]
+pub struct WorkOrderDetails {
+    /// Further assignees (after the lead, `assigned_to`).
+    pub assignees: Vec<Uuid>,
+    pub checklist: Vec<ChecklistTemplateItem>,
+    pub problem_code: Option<String>,
+    pub cause_code: Option<String>,
+    pub remedy_code: Option<String>,
+}
+
+/// A work order to create through the API (field names as in [`WorkOrder`]).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct CreateWorkOrder {
+    /// 1-200 characters.
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Default corrective.
+    pub kind: Option<Kind>,
+    /// Default medium. Requesters may not set it.
+    pub priority: Option<Priority>,
+    pub equipment_id: Option<Uuid>,
+    pub sensor_id: Option<Uuid>,
+    /// The lead assignee (needs `work_orders:assign`; an active user).
+    pub assigned_to: Option<Uuid>,
+    /// Everyone to assign (needs `work_orders:assign`; active users); the
+    /// first is the lead unless `assigned_to` names one.
+    #[serde(default)]
+    pub assignees: Vec<Uuid>,
+    pub due_at: Option<DateTime<Utc>>,
+    /// Checklist items, in order (at most 100).
+    #[serde(default)]
+    pub checklist: Vec<ChecklistTemplateItem>,
+    /// An active problem code of the catalog (e.g. `VIB`).
+    pub problem_code: Option<String>,
+    /// An active cause code of the catalog (e.g. `WEA`).
+    pub cause_code: Option<String>,
+    /// An active remedy code of the catalog (e.g. `REP`).
+    pub remedy_code: Option<String>,
+}
+
+impl CreateWorkOrder {
+    /// True when the body assigns someone (which needs `work_orders:assign`).
+    pub fn assigns(&self) -> bool {
+        self.assigned_to.is_some() || !self.assignees.is_empty()
+    }
+
+    pub fn into_parts(self) -> (NewWorkOrder, WorkOrderDetails) {
+        (
+            NewWorkOrder {
+                title: self.title,
+                description: self.description,
+                kind: self.kind,
+                priority: self.priority,
+                equipment_id: self.equipment_id,
+                sensor_id: self.sensor_id,
+                assigned_to: self.assigned_to,
+                due_at: self.due_at,
+            },
+            WorkOrderDetails {
+                assignees: self.assignees,
+                checklist: self.checklist,
+                problem_code: self.problem_code,
+                cause_code: self.cause_code,
+                remedy_code: self.remedy_code,
+            },
+        )
     }
 }
 
@@ -251,12 +359,24 @@ pub fn requester_scope(tenant: &Tenant) -> Option<Uuid> {
 /// number, records history and an event. The one path for every work order.
 /// Requesters may describe the work, not prioritize or assign it.
 pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewWorkOrder) -> Result<WorkOrder> {
-    if requester_scope(tenant).is_some() && (new.priority.is_some() || new.assigned_to.is_some()) {
+    create_detailed(tx, tenant, new, WorkOrderDetails::default()).await
+}
+
+/// [`create`] with assignees, a checklist and failure codes.
+pub async fn create_detailed(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    new: NewWorkOrder,
+    details: WorkOrderDetails,
+) -> Result<WorkOrder> {
+    if requester_scope(tenant).is_some()
+        && (new.priority.is_some() || new.assigned_to.is_some() || !details.assignees.is_empty())
+    {
         return Err(ModelError::Forbidden(
             "requesters cannot set priority or assignee; a manager does".into(),
         ));
     }
-    insert(tx, tenant, new, None, tenant.actor.user_id()).await
+    insert(tx, tenant, new, details, None, tenant.actor.user_id()).await
 }
 
 /// Creates the work order an approved request asks for, crediting the
@@ -267,32 +387,91 @@ pub async fn create_for_request(
     new: NewWorkOrder,
     requested_by: Option<Uuid>,
 ) -> Result<WorkOrder> {
-    insert(tx, tenant, new, None, requested_by).await
+    insert(tx, tenant, new, WorkOrderDetails::default(), None, requested_by).await
+}
+
+/// Creates a work order a schedule generates, with the schedule's checklist.
+/// A scheduled assignee who has since been deactivated is left out (the
+/// work order is generated unassigned) rather than failing the job.
+pub async fn create_scheduled(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    mut new: NewWorkOrder,
+    checklist: Vec<ChecklistTemplateItem>,
+) -> Result<WorkOrder> {
+    if let Some(user) = new.assigned_to {
+        let active = crate::users::get(tx, user).await.map(|u| u.active);
+        match active {
+            Ok(true) => {}
+            Ok(false) | Err(ModelError::NotFound(_)) => {
+                tracing::warn!(%user, title = %new.title, "scheduled assignee is not active; generated unassigned");
+                new.assigned_to = None;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let details = WorkOrderDetails {
+        checklist,
+        ..WorkOrderDetails::default()
+    };
+    insert(tx, tenant, new, details, None, None).await
 }
 
 async fn insert(
     tx: &mut Tx,
     tenant: &Tenant,
     new: NewWorkOrder,
+    details: WorkOrderDetails,
     auto: Option<AutoFields>,
     requested_by: Option<Uuid>,
 ) -> Result<WorkOrder> {
-    new.validate()?;
-    check_references(tx, new.equipment_id, new.sensor_id, new.assigned_to).await?;
+    let mut errors = Vec::new();
+    new.validate(&mut errors);
+    errors.extend(checklists::validate_template(&details.checklist, "checklist"));
+    if details.assignees.len() > MAX_ASSIGNEES {
+        errors.push(FieldError::new(
+            "assignees",
+            format!("at most {MAX_ASSIGNEES} people"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ModelError::Validation(errors));
+    }
+    check_references(tx, new.equipment_id, new.sensor_id, None).await?;
+    // The lead first, then the others, each once.
+    let mut assignees: Vec<(String, Uuid)> = Vec::new();
+    if let Some(lead) = new.assigned_to {
+        assignees.push(("assigned_to".into(), lead));
+    }
+    for (i, u) in details.assignees.iter().enumerate() {
+        if !assignees.iter().any(|(_, a)| a == u) {
+            assignees.push((format!("assignees[{i}]"), *u));
+        }
+    }
+    check_assignable(tx, &assignees).await?;
+    let codes = resolve_codes(
+        tx,
+        [
+            details.problem_code.as_deref().map(Some),
+            details.cause_code.as_deref().map(Some),
+            details.remedy_code.as_deref().map(Some),
+        ],
+    )
+    .await?;
     let number = next_number(tx, tenant, "work_order").await?;
     let source = if auto.is_some() {
         Source::Auto
     } else {
         Source::Manual
     };
-    let row = sqlx::query_as::<_, Row>(&format!(
+    let id: Uuid = sqlx::query_scalar(
         "INSERT INTO work_orders (id, organization_id, number, title, description, kind, priority, source,
                                   equipment_id, sensor_id, dedup_key, anomaly_id, last_occurrence_at,
-                                  requested_by, assigned_to, due_at)
+                                  requested_by, assigned_to, due_at, problem_code_id, cause_code_id, remedy_code_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $12 IS NULL THEN NULL ELSE now() END,
-                 $13, $14, $15)
-         RETURNING {COLUMNS}"
-    ))
+                 $13, $14, $15, $16, $17, $18)
+         RETURNING id",
+    )
     .bind(Uuid::now_v7())
     .bind(tenant.org_id)
     .bind(number)
@@ -306,11 +485,17 @@ async fn insert(
     .bind(auto.as_ref().map(|a| a.dedup_key.as_str()))
     .bind(auto.as_ref().map(|a| a.anomaly_id))
     .bind(requested_by)
-    .bind(new.assigned_to)
+    .bind(assignees.first().map(|(_, u)| *u))
     .bind(new.due_at)
+    .bind(codes[0].flatten())
+    .bind(codes[1].flatten())
+    .bind(codes[2].flatten())
     .fetch_one(&mut **tx)
     .await?;
-    let wo: WorkOrder = row.try_into()?;
+    let users: Vec<Uuid> = assignees.iter().map(|(_, u)| *u).collect();
+    add_assignees(tx, tenant, id, &users).await?;
+    checklists::insert_template(tx, tenant, id, &details.checklist).await?;
+    let wo = get(tx, id).await?;
     record_status(tx, tenant, wo.id, None, Status::Open, "").await?;
     events::emit(tx, tenant, "work_order.created", Some(wo.id), &wo).await?;
     Ok(wo)
@@ -340,6 +525,79 @@ pub(crate) async fn check_references(
             .referenced("assigned_to", "no such user")?;
     }
     Ok(())
+}
+
+/// Checks that every (field, user) may be assigned work: an active user of
+/// this organization. Reports every offending field at once.
+async fn check_assignable(tx: &mut Tx, users: &[(String, Uuid)]) -> Result<()> {
+    let mut errors = Vec::new();
+    for (field, id) in users {
+        match crate::users::get(tx, *id).await.referenced(field, "no such user") {
+            Ok(u) if u.active => {}
+            Ok(_) => errors.push(FieldError::new(
+                field.clone(),
+                "the user is not active (deactivated, or has not accepted the invitation)",
+            )),
+            Err(ModelError::Validation(mut e)) => errors.append(&mut e),
+            Err(e) => return Err(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelError::Validation(errors))
+    }
+}
+
+/// Adds assignee rows (already checked) for a work order, keeping existing ones.
+async fn add_assignees(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid, users: &[Uuid]) -> Result<()> {
+    for user in users {
+        sqlx::query(
+            "INSERT INTO work_order_assignees (id, organization_id, work_order_id, user_id, assigned_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT ON CONSTRAINT work_order_assignees_key DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant.org_id)
+        .bind(work_order_id)
+        .bind(user)
+        .bind(tenant.actor.user_id())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Resolves (problem, cause, remedy) codes as given: `None` leaves a code
+/// alone, `Some(None)` clears it, `Some(Some(code))` must name an active
+/// code of that kind. Returns the ids in the same shape.
+async fn resolve_codes(tx: &mut Tx, given: [Option<Option<&str>>; 3]) -> Result<[Option<Option<Uuid>>; 3]> {
+    const KINDS: [(CodeKind, &str); 3] = [
+        (CodeKind::Problem, "problem_code"),
+        (CodeKind::Cause, "cause_code"),
+        (CodeKind::Remedy, "remedy_code"),
+    ];
+    let mut out = [None, None, None];
+    let mut errors = Vec::new();
+    for (i, ((kind, field), code)) in KINDS.into_iter().zip(given).enumerate() {
+        out[i] = match code {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(code)) => match failure_codes::resolve(tx, kind, field, code).await {
+                Ok(id) => Some(Some(id)),
+                Err(ModelError::Validation(mut e)) => {
+                    errors.append(&mut e);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+        };
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ModelError::Validation(errors))
+    }
 }
 
 /// Takes the organization's next number of a series. The counter row stays
@@ -444,7 +702,8 @@ pub async fn raise_auto(tx: &mut Tx, tenant: &Tenant, raise: AutoRaise) -> Resul
                 dedup_key: raise.dedup_key,
                 anomaly_id: raise.anomaly_id,
             };
-            (insert(tx, tenant, new, Some(auto), None).await?, true)
+            let details = WorkOrderDetails::default();
+            (insert(tx, tenant, new, details, Some(auto), None).await?, true)
         }
     };
     anomalies::link_work_order(tx, raise.anomaly_id, work_order.id).await?;
@@ -452,18 +711,25 @@ pub async fn raise_auto(tx: &mut Tx, tenant: &Tenant, raise: AutoRaise) -> Resul
 }
 
 /// Moves a work order to another status, if the status machine allows it.
+/// Completing also needs what [`completion_requirements`] lists; a refused
+/// completion is a validation error naming the missing fields, and
+/// nothing changes.
 pub async fn transition(tx: &mut Tx, tenant: &Tenant, id: Uuid, to: Status, note: &str) -> Result<WorkOrder> {
-    let current = sqlx::query_scalar::<_, String>("SELECT status FROM work_orders WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(ModelError::NotFound("work order"))?;
-    let from: Status = current.parse()?;
+    let current = lock(tx, id).await?;
+    let from = current.status;
     if !from.can_become(to) {
         return Err(ModelError::InvalidTransition {
             from: from.to_string(),
             to: to.to_string(),
         });
+    }
+    if to == Status::Completed {
+        let checklist = checklists::items(tx, id).await?;
+        let downtime = downtime::entries(tx, id).await?;
+        let missing = completion_requirements(&current, &checklist, &downtime);
+        if !missing.is_empty() {
+            return Err(ModelError::Validation(missing));
+        }
     }
     let row = sqlx::query_as::<_, Row>(&format!(
         "UPDATE work_orders SET status = $2, updated_at = now(),
@@ -476,6 +742,252 @@ pub async fn transition(tx: &mut Tx, tenant: &Tenant, id: Uuid, to: Status, note
     .await?;
     let wo: WorkOrder = row.try_into()?;
     record_status(tx, tenant, id, Some(from), to, note).await?;
+    events::emit(tx, tenant, "work_order.updated", Some(wo.id), &wo).await?;
+    Ok(wo)
+}
+
+/// What a work order still lacks before it may be completed, as field
+/// errors (empty: it may be completed). The one rule, used by
+/// [`transition`] and by edits of completed work orders:
+///
+/// - every kind: each *required* checklist item is done (`checklist[i]`,
+///   `i` its position), and no downtime entry is still running
+///   (`downtime[i]`, `i` its index in the oldest-first list);
+/// - corrective and emergency work (a failure): problem, cause and remedy
+///   codes are set (`problem_code`, `cause_code`, `remedy_code`) — this
+///   includes auto work orders raised by analytics for process anomalies;
+/// - inspection: *every* checklist item is done, optional ones too (an
+///   inspection's checklist is its record), and a remedy code records the
+///   outcome (`remedy_code`; `NON` when nothing needed doing) — this
+///   includes auto inspections raised for suspected sensor faults;
+/// - preventive: nothing more (its checklist carries the requirements).
+pub fn completion_requirements(
+    wo: &WorkOrder,
+    checklist: &[ChecklistItem],
+    downtime: &[Downtime],
+) -> Vec<FieldError> {
+    let mut missing = Vec::new();
+    let every_item = wo.kind == Kind::Inspection;
+    for item in checklist.iter().filter(|i| !i.done && (i.required || every_item)) {
+        let what = if item.required { "required" } else { "inspection" };
+        missing.push(FieldError::new(
+            format!("checklist[{}]", item.position),
+            format!("{what} item '{}' is not done", item.label),
+        ));
+    }
+    for (i, d) in downtime.iter().enumerate().filter(|(_, d)| d.is_running()) {
+        missing.push(FieldError::new(
+            format!("downtime[{i}]"),
+            format!("downtime {} has not ended", d.id),
+        ));
+    }
+    let codes = [
+        ("problem_code", &wo.problem_code),
+        ("cause_code", &wo.cause_code),
+        ("remedy_code", &wo.remedy_code),
+    ];
+    let needed: &[&str] = match wo.kind {
+        Kind::Corrective | Kind::Emergency => &["problem_code", "cause_code", "remedy_code"],
+        Kind::Inspection => &["remedy_code"],
+        Kind::Preventive => &[],
+    };
+    for (field, value) in codes {
+        if needed.contains(&field) && value.is_none() {
+            missing.push(FieldError::new(
+                field,
+                format!("required to complete {} work", wo.kind),
+            ));
+        }
+    }
+    missing
+}
+
+/// A work order, locked for the rest of the transaction (every change of a
+/// work order and of its details takes this lock first).
+pub(crate) async fn lock(tx: &mut Tx, id: Uuid) -> Result<WorkOrder> {
+    sqlx::query_as::<_, Row>(&format!(
+        "SELECT {COLUMNS} FROM work_orders WHERE id = $1 FOR UPDATE OF work_orders"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(ModelError::NotFound("work order"))?
+    .try_into()
+}
+
+/// A change to a work order's fields. Status changes go through
+/// [`transition`], assignees through [`set_assignees`]. Field names as in
+/// [`WorkOrder`].
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct WorkOrderPatch {
+    /// 1-200 characters.
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub kind: Option<Kind>,
+    /// Requesters may not set it.
+    pub priority: Option<Priority>,
+    /// `null` removes the due date.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub due_at: Option<Option<DateTime<Utc>>>,
+    /// An active problem code (e.g. `VIB`); `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub problem_code: Option<Option<String>>,
+    /// An active cause code (e.g. `WEA`); `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub cause_code: Option<Option<String>>,
+    /// An active remedy code (e.g. `REP`); `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub remedy_code: Option<Option<String>>,
+}
+
+/// Present-and-null vs absent, for PATCH fields that may be cleared.
+fn nullable<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes a work order's fields. Verified and cancelled work orders are
+/// final; a completed one may still be corrected, but only so that it keeps
+/// meeting [`completion_requirements`]. Requesters may not set priority.
+pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, patch: WorkOrderPatch) -> Result<WorkOrder> {
+    if requester_scope(tenant).is_some() && patch.priority.is_some() {
+        return Err(ModelError::Forbidden(
+            "requesters cannot set priority; a manager does".into(),
+        ));
+    }
+    let mut errors = Vec::new();
+    if let Some(t) = &patch.title {
+        check_title(t, &mut errors);
+    }
+    if let Some(d) = &patch.description {
+        check_description(d, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(ModelError::Validation(errors));
+    }
+    let current = lock(tx, id).await?;
+    if matches!(current.status, Status::Verified | Status::Cancelled) {
+        return Err(ModelError::Conflict(format!(
+            "a {} work order cannot be changed",
+            current.status
+        )));
+    }
+    let codes = resolve_codes(
+        tx,
+        [
+            patch.problem_code.as_ref().map(|c| c.as_deref()),
+            patch.cause_code.as_ref().map(|c| c.as_deref()),
+            patch.remedy_code.as_ref().map(|c| c.as_deref()),
+        ],
+    )
+    .await?;
+    if current.status == Status::Completed {
+        // The work order as it would be, against the completion rule.
+        let normalized = |c: &Option<Option<String>>, old: &Option<String>| match c {
+            None => old.clone(),
+            Some(None) => None,
+            Some(Some(code)) => Some(code.trim().to_uppercase()),
+        };
+        let after = WorkOrder {
+            kind: patch.kind.unwrap_or(current.kind),
+            problem_code: normalized(&patch.problem_code, &current.problem_code),
+            cause_code: normalized(&patch.cause_code, &current.cause_code),
+            remedy_code: normalized(&patch.remedy_code, &current.remedy_code),
+            ..current.clone()
+        };
+        let checklist = checklists::items(tx, id).await?;
+        let downtime = downtime::entries(tx, id).await?;
+        let missing = completion_requirements(&after, &checklist, &downtime);
+        if !missing.is_empty() {
+            return Err(ModelError::Validation(missing));
+        }
+    }
+    let row = sqlx::query_as::<_, Row>(&format!(
+        "UPDATE work_orders SET
+             title = coalesce($2, title), description = coalesce($3, description),
+             kind = coalesce($4, kind), priority = coalesce($5, priority),
+             due_at = CASE WHEN $6 THEN $7 ELSE due_at END,
+             problem_code_id = CASE WHEN $8 THEN $9 ELSE problem_code_id END,
+             cause_code_id = CASE WHEN $10 THEN $11 ELSE cause_code_id END,
+             remedy_code_id = CASE WHEN $12 THEN $13 ELSE remedy_code_id END,
+             updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(patch.title.as_deref().map(str::trim))
+    .bind(patch.description.as_deref())
+    .bind(patch.kind.map(Kind::as_str))
+    .bind(patch.priority.map(Priority::as_str))
+    .bind(patch.due_at.is_some())
+    .bind(patch.due_at.flatten())
+    .bind(codes[0].is_some())
+    .bind(codes[0].flatten())
+    .bind(codes[1].is_some())
+    .bind(codes[1].flatten())
+    .bind(codes[2].is_some())
+    .bind(codes[2].flatten())
+    .fetch_one(&mut **tx)
+    .await?;
+    let wo: WorkOrder = row.try_into()?;
+    events::emit(tx, tenant, "work_order.updated", Some(wo.id), &wo).await?;
+    Ok(wo)
+}
+
+/// The new set of a work order's assignees (`PUT …/assignees`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssigneeSet {
+    /// Active users of the organization, at most 20; the first is the lead
+    /// (`assigned_to`). Empty: nobody is assigned.
+    pub user_ids: Vec<Uuid>,
+}
+
+/// Replaces who is assigned to a work order (while it is open, in progress
+/// or on hold). People who stay assigned keep their assignment time; the
+/// first of the list becomes the lead (`assigned_to`).
+pub async fn set_assignees(tx: &mut Tx, tenant: &Tenant, id: Uuid, set: AssigneeSet) -> Result<WorkOrder> {
+    let mut users: Vec<(String, Uuid)> = Vec::new();
+    for (i, u) in set.user_ids.iter().enumerate() {
+        if !users.iter().any(|(_, seen)| seen == u) {
+            users.push((format!("userIds[{i}]"), *u));
+        }
+    }
+    if users.len() > MAX_ASSIGNEES {
+        return Err(ModelError::invalid(
+            "userIds",
+            format!("at most {MAX_ASSIGNEES} people"),
+        ));
+    }
+    let current = lock(tx, id).await?;
+    if !current.status.is_active() {
+        return Err(ModelError::Conflict(format!(
+            "the assignees of a {} work order cannot change",
+            current.status
+        )));
+    }
+    check_assignable(tx, &users).await?;
+    let ids: Vec<Uuid> = users.iter().map(|(_, u)| *u).collect();
+    sqlx::query("DELETE FROM work_order_assignees WHERE work_order_id = $1 AND user_id <> ALL($2)")
+        .bind(id)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+    add_assignees(tx, tenant, id, &ids).await?;
+    let row = sqlx::query_as::<_, Row>(&format!(
+        "UPDATE work_orders SET assigned_to = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(ids.first())
+    .fetch_one(&mut **tx)
+    .await?;
+    let wo: WorkOrder = row.try_into()?;
     events::emit(tx, tenant, "work_order.updated", Some(wo.id), &wo).await?;
     Ok(wo)
 }
@@ -506,6 +1018,7 @@ pub struct WorkOrderFilter {
     pub kind: Option<Kind>,
     pub source: Option<Source>,
     pub equipment_id: Option<Uuid>,
+    /// Work orders this user is assigned to (lead or not).
     pub assigned_to: Option<Uuid>,
     /// Full-text search over title and description.
     pub q: Option<String>,
@@ -526,7 +1039,8 @@ pub async fn list(tx: &mut Tx, tenant: &Tenant, filter: &WorkOrderFilter) -> Res
            AND ($3::text IS NULL OR kind = $3)
            AND ($4::text IS NULL OR source = $4)
            AND ($5::uuid IS NULL OR equipment_id = $5)
-           AND ($6::uuid IS NULL OR assigned_to = $6)
+           AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM work_order_assignees a
+                                            WHERE a.work_order_id = work_orders.id AND a.user_id = $6))
            AND ($7::text IS NULL OR search @@ websearch_to_tsquery('simple', $7) OR code = upper($7))
            AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9))
            AND ($11::uuid IS NULL OR requested_by = $11)

@@ -6,7 +6,9 @@
 use maintainpro_models::anomalies::{self, NewAnomaly};
 use maintainpro_models::equipment;
 use maintainpro_models::testkit::{self, test_db};
-use maintainpro_models::work_orders::{self, AutoRaise, Kind, NewWorkOrder, Priority, Status};
+use maintainpro_models::work_orders::{
+    self, AutoRaise, Kind, NewWorkOrder, Priority, Status, WorkOrderPatch,
+};
 use maintainpro_models::{Db, ModelError, Tenant};
 use uuid::Uuid;
 
@@ -37,6 +39,18 @@ async fn seed(db: &Db, slug: &str) -> Org {
         sensor,
         work_order: wo.id,
     }
+}
+
+/// Records the failure codes corrective work needs before it may be
+/// completed (see `work_orders::completion_requirements`).
+async fn diagnose(tx: &mut maintainpro_models::Tx, tenant: &Tenant, id: Uuid) {
+    let codes = WorkOrderPatch {
+        problem_code: Some(Some("VIB".into())),
+        cause_code: Some(Some("WEA".into())),
+        remedy_code: Some(Some("REP".into())),
+        ..Default::default()
+    };
+    work_orders::update(tx, tenant, id, codes).await.unwrap();
 }
 
 fn new_wo(title: &str, equipment_id: Option<Uuid>) -> NewWorkOrder {
@@ -261,6 +275,7 @@ async fn one_open_auto_work_order_per_equipment_and_key() {
     assert_eq!(linked, 8);
 
     // Once it is done, the next anomaly opens a new one.
+    diagnose(&mut tx, &org.tenant, wo_id).await;
     for s in [Status::InProgress, Status::Completed] {
         work_orders::transition(&mut tx, &org.tenant, wo_id, s, "")
             .await
@@ -289,6 +304,7 @@ async fn illegal_transitions_change_nothing() {
             let wo = work_orders::create(&mut tx, &org.tenant, new_wo("walk", None))
                 .await
                 .unwrap();
+            diagnose(&mut tx, &org.tenant, wo.id).await;
             let path: &[Status] = match from {
                 Status::Open => &[],
                 Status::InProgress => &[Status::InProgress],

@@ -27,6 +27,7 @@ fn schedule(org: &SeededOrg, trigger: &str) -> NewPmSchedule {
         condition: None,
         threshold_low: None,
         threshold_high: None,
+        checklist: Vec::new(),
     }
 }
 
@@ -254,7 +255,19 @@ async fn overdue_work_is_escalated_step_by_step() {
         .await
         .unwrap();
     assert_eq!(later[0].priority, work_orders::Priority::High);
-    // Done work is left alone.
+    // Done work is left alone. (Corrective work is completed with its
+    // failure codes: work_orders::completion_requirements.)
+    let mut tx = t.db.tenant(org.tenant.org_id).await.unwrap();
+    let codes = work_orders::WorkOrderPatch {
+        problem_code: Some(Some("PDE".into())),
+        cause_code: Some(Some("UNK".into())),
+        remedy_code: Some(Some("ADJ".into())),
+        ..Default::default()
+    };
+    work_orders::update(&mut tx, &org.tenant, wo.id, codes)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     finish(&t.db, &org, wo.id).await;
     assert!(
         work_orders::escalate_overdue(&t.db, org.tenant.org_id, now + Duration::days(9), every)

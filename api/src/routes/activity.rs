@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
 /// A work order's comments, oldest first.
 #[utoipa::path(
     get, path = "/api/v1/work-orders/{id}/comments", operation_id = "listWorkOrderComments", tag = "work-orders",
-    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = ["work_orders:view"])),
     responses((status = 200, body = Envelope<Vec<Comment>>), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn list_comments(
@@ -36,7 +36,6 @@ pub async fn list_comments(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<Vec<Comment>>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let comments = activity::comments(&mut tx, &auth.tenant, id).await?;
     tx.commit().await?;
@@ -46,7 +45,7 @@ pub async fn list_comments(
 /// Adds a comment (anyone who may see work orders may comment).
 #[utoipa::path(
     post, path = "/api/v1/work-orders/{id}/comments", operation_id = "addWorkOrderComment", tag = "work-orders",
-    params(("id" = Uuid, Path, description = "work order id")), request_body = NewComment, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "work order id")), request_body = NewComment, security(("bearer" = ["work_orders:view"])),
     responses((status = 201, body = Envelope<Comment>), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn add_comment(
@@ -55,7 +54,6 @@ pub async fn add_comment(
     Path(id): Path<Uuid>,
     Json(new): Json<NewComment>,
 ) -> Result<ApiResponse<Comment>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let comment = activity::add_comment(&mut tx, &auth.tenant, id, new).await?;
     tx.commit().await?;
@@ -65,7 +63,7 @@ pub async fn add_comment(
 /// A work order's time logs and total labour minutes.
 #[utoipa::path(
     get, path = "/api/v1/work-orders/{id}/time-logs", operation_id = "listWorkOrderTimeLogs", tag = "work-orders",
-    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = ["work_orders:view"])),
     responses((status = 200, body = Envelope<TimeSheet>), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn time_sheet(
@@ -73,7 +71,6 @@ pub async fn time_sheet(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<TimeSheet>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let sheet = activity::time_sheet(&mut tx, &auth.tenant, id).await?;
     tx.commit().await?;
@@ -84,7 +81,7 @@ pub async fn time_sheet(
 /// the assign permission).
 #[utoipa::path(
     post, path = "/api/v1/work-orders/{id}/time-logs", operation_id = "logWorkOrderTime", tag = "work-orders",
-    params(("id" = Uuid, Path, description = "work order id")), request_body = NewTimeLog, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "work order id")), request_body = NewTimeLog, security(("bearer" = ["work_orders:update"])),
     responses(
         (status = 201, body = Envelope<TimeLog>), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -96,7 +93,6 @@ pub async fn log_time(
     Path(id): Path<Uuid>,
     Json(new): Json<NewTimeLog>,
 ) -> Result<ApiResponse<TimeLog>, ApiError> {
-    auth.require(Permission::WorkOrdersUpdate)?;
     if new
         .user_id
         .is_some_and(|u| Some(u) != auth.tenant.actor.user_id())

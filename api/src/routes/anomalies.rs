@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use maintainpro_models::anomalies::{self, Anomaly, AnomalyFilter};
-use maintainpro_models::auth::Permission;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -22,7 +21,7 @@ pub fn router() -> Router<AppState> {
 /// Anomalies, newest first; `meta.nextCursor` pages on.
 #[utoipa::path(
     get, path = "/api/v1/anomalies", operation_id = "listAnomalies", tag = "anomalies",
-    params(AnomalyFilter), security(("bearer" = [])),
+    params(AnomalyFilter), security(("bearer" = ["anomalies:view"])),
     responses((status = 200, body = Envelope<Vec<Anomaly>>), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn list(
@@ -30,7 +29,6 @@ pub async fn list(
     auth: AuthUser,
     Query(filter): Query<AnomalyFilter>,
 ) -> Result<ApiResponse<Vec<Anomaly>>, ApiError> {
-    auth.require(Permission::AnomaliesView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let page = anomalies::list(&mut tx, &filter).await?;
     tx.commit().await?;
@@ -40,7 +38,7 @@ pub async fn list(
 /// One anomaly.
 #[utoipa::path(
     get, path = "/api/v1/anomalies/{id}", operation_id = "getAnomaly", tag = "anomalies",
-    params(("id" = Uuid, Path, description = "anomaly id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "anomaly id")), security(("bearer" = ["anomalies:view"])),
     responses((status = 200, body = Envelope<Anomaly>), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -48,7 +46,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<Anomaly>, ApiError> {
-    auth.require(Permission::AnomaliesView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let anomaly = anomalies::get(&mut tx, id).await?;
     tx.commit().await?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -24,13 +24,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{hash_token, plausible_token, AuthUser, ClientIp, OpaqueToken, SignIn};
-use crate::envelope::{current_request_id, ApiResponse, Envelope};
+use crate::envelope::{ApiResponse, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::Json;
 use crate::state::AppState;
-
-/// The envelope code of a 429 answer.
-pub const RATE_LIMITED: &str = "RATE_LIMITED";
 
 /// The auth routes, with their own sign-in limiter and session policy
 /// (one per built router, i.e. per API process).
@@ -113,7 +110,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     if let Err(wait) = sign_in.limiter.check(&req.email, ip) {
         tracing::warn!(client_ip = ?ip, "sign-in rate limited");
-        return Ok(rate_limited(wait));
+        return Err(rate_limited(wait));
     }
     let user = match users::authenticate(&state.db, &req.email, &req.password).await {
         Ok(user) => user,
@@ -153,23 +150,13 @@ async fn start_session(state: &AppState, sign_in: &SignIn, user: User) -> Result
     })
 }
 
-/// The 429 answer, in the error envelope, with `Retry-After` in seconds.
-fn rate_limited(wait: Duration) -> Response {
+/// The 429 answer: `RATE_LIMITED` with `Retry-After` in seconds.
+fn rate_limited(wait: Duration) -> ApiError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let body = serde_json::json!({
-        "success": false,
-        "error": {
-            "code": RATE_LIMITED,
-            "message": format!("too many failed sign-in attempts; try again in {secs} s"),
-            "details": null,
-            "timestamp": Utc::now(),
-            "requestId": current_request_id(),
-        }
-    });
-    let mut res = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-    res
+    ApiError::RateLimited {
+        message: format!("too many failed sign-in attempts; try again in {secs} s"),
+        retry_after: wait,
+    }
 }
 
 fn invalid_refresh_token() -> ApiError {

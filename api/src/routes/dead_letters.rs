@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use maintainpro_models::auth::Permission;
 use maintainpro_models::dead_letters::{self, DeadLetter};
 use maintainpro_models::ModelError;
 use serde::Deserialize;
@@ -32,7 +31,7 @@ pub struct DeadLetterQuery {
 /// The most recent dead letters.
 #[utoipa::path(
     get, path = "/api/v1/dead-letters", operation_id = "listDeadLetters", tag = "devices",
-    params(DeadLetterQuery), security(("bearer" = [])),
+    params(DeadLetterQuery), security(("bearer" = ["devices:manage"])),
     responses((status = 200, body = Envelope<Vec<DeadLetter>>), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn list(
@@ -40,7 +39,6 @@ pub async fn list(
     auth: AuthUser,
     Query(query): Query<DeadLetterQuery>,
 ) -> Result<ApiResponse<Vec<DeadLetter>>, ApiError> {
-    auth.require(Permission::DevicesManage)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ModelError::invalid("limit", format!("must be between 1 and {MAX_LIMIT}")).into());

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use maintainpro_models::auth::Permission;
 use maintainpro_models::devices::{self, Device, DeviceCredentials, NewDevice};
 
 use crate::auth::AuthUser;
@@ -18,16 +17,13 @@ pub fn router() -> Router<AppState> {
 
 /// The organization's devices.
 #[utoipa::path(
-    get, path = "/api/v1/devices", operation_id = "listDevices", tag = "devices", security(("bearer" = [])),
+    get, path = "/api/v1/devices", operation_id = "listDevices", tag = "devices", security(("bearer" = ["sensors:view"])),
     responses((status = 200, body = Envelope<Vec<Device>>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<ApiResponse<Vec<Device>>, ApiError> {
-    if !auth.can(Permission::SensorsView) {
-        auth.require(Permission::DevicesManage)?;
-    }
     let mut tx = state.tenant_tx(&auth).await?;
     let items = devices::list_devices(&mut tx).await?;
     tx.commit().await?;
@@ -37,7 +33,7 @@ pub async fn list(
 /// Registers a device; the response holds its MQTT secret, shown only this once.
 #[utoipa::path(
     post, path = "/api/v1/devices", operation_id = "createDevice", tag = "devices",
-    request_body = NewDevice, security(("bearer" = [])),
+    request_body = NewDevice, security(("bearer" = ["devices:manage"])),
     responses((status = 201, body = Envelope<DeviceCredentials>), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn create(
@@ -45,7 +41,6 @@ pub async fn create(
     auth: AuthUser,
     Json(new): Json<NewDevice>,
 ) -> Result<ApiResponse<DeviceCredentials>, ApiError> {
-    auth.require(Permission::DevicesManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let creds = devices::create_device(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;

@@ -4,10 +4,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use maintainpro_models::auth::Permission;
-use maintainpro_models::equipment::{self, Equipment, EquipmentNode, EquipmentUpdate, NewEquipment};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use maintainpro_models::equipment::{
+    self, Equipment, EquipmentFilter, EquipmentNode, EquipmentUpdate, NewEquipment,
+};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -25,44 +24,38 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/equipment/{id}/path", get(path))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EquipmentQuery {
-    /// Search in name, asset tag and location.
-    pub q: Option<String>,
-    /// Only the children of this equipment.
-    pub parent_id: Option<Uuid>,
-}
-
-/// Equipment, optionally searched and filtered by parent.
+/// Equipment, a page at a time: in name order, or with `q` a ranked
+/// full-text search (an exact asset-tag match first). Filters combine;
+/// `meta.nextCursor` fetches the next page with the same filters.
 #[utoipa::path(
     get, path = "/api/v1/equipment", operation_id = "listEquipment", tag = "equipment",
-    params(EquipmentQuery), security(("bearer" = [])),
-    responses((status = 200, body = Envelope<Vec<Equipment>>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope))
+    params(EquipmentFilter), security(("bearer" = ["equipment:view"])),
+    responses(
+        (status = 200, body = Envelope<Vec<Equipment>>), (status = 400, body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 422, description = "invalid filter value, limit or cursor", body = ErrorEnvelope)
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
-    Query(query): Query<EquipmentQuery>,
+    Query(filter): Query<EquipmentFilter>,
 ) -> Result<ApiResponse<Vec<Equipment>>, ApiError> {
-    auth.require(Permission::EquipmentView)?;
     let mut tx = state.tenant_tx(&auth).await?;
-    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    let items = equipment::list(&mut tx, q, query.parent_id).await?;
+    let page = equipment::list(&mut tx, &filter).await?;
     tx.commit().await?;
-    Ok(ApiResponse::ok(items))
+    Ok(ApiResponse::page(page))
 }
 
 /// The equipment hierarchy as a forest of root nodes.
 #[utoipa::path(
-    get, path = "/api/v1/equipment/tree", operation_id = "getEquipmentTree", tag = "equipment", security(("bearer" = [])),
+    get, path = "/api/v1/equipment/tree", operation_id = "getEquipmentTree", tag = "equipment", security(("bearer" = ["equipment:view"])),
     responses((status = 200, body = Envelope<Vec<EquipmentNode>>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn tree(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<ApiResponse<Vec<EquipmentNode>>, ApiError> {
-    auth.require(Permission::EquipmentView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let forest = equipment::tree(&mut tx).await?;
     tx.commit().await?;
@@ -72,7 +65,7 @@ pub async fn tree(
 /// One piece of equipment.
 #[utoipa::path(
     get, path = "/api/v1/equipment/{id}", operation_id = "getEquipment", tag = "equipment",
-    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = ["equipment:view"])),
     responses((status = 200, body = Envelope<Equipment>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -80,7 +73,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<Equipment>, ApiError> {
-    auth.require(Permission::EquipmentView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let eq = equipment::get(&mut tx, id).await?;
     tx.commit().await?;
@@ -90,7 +82,7 @@ pub async fn get_one(
 /// Registers equipment.
 #[utoipa::path(
     post, path = "/api/v1/equipment", operation_id = "createEquipment", tag = "equipment",
-    request_body = NewEquipment, security(("bearer" = [])),
+    request_body = NewEquipment, security(("bearer" = ["equipment:create"])),
     responses((status = 201, body = Envelope<Equipment>), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn create(
@@ -98,7 +90,6 @@ pub async fn create(
     auth: AuthUser,
     Json(new): Json<NewEquipment>,
 ) -> Result<ApiResponse<Equipment>, ApiError> {
-    auth.require(Permission::EquipmentCreate)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let eq = equipment::create(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;
@@ -109,7 +100,7 @@ pub async fn create(
 /// its descendants) and parent (moves that would make a cycle are refused).
 #[utoipa::path(
     patch, path = "/api/v1/equipment/{id}", operation_id = "updateEquipment", tag = "equipment",
-    params(("id" = Uuid, Path, description = "equipment id")), request_body = EquipmentUpdate, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "equipment id")), request_body = EquipmentUpdate, security(("bearer" = ["equipment:update"])),
     responses(
         (status = 200, body = Envelope<Equipment>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -121,7 +112,6 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Json(change): Json<EquipmentUpdate>,
 ) -> Result<ApiResponse<Equipment>, ApiError> {
-    auth.require(Permission::EquipmentUpdate)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let eq = equipment::update(&mut tx, &auth.tenant, id, change).await?;
     tx.commit().await?;
@@ -131,7 +121,7 @@ pub async fn update(
 /// An asset and everything below it.
 #[utoipa::path(
     get, path = "/api/v1/equipment/{id}/subtree", operation_id = "getEquipmentSubtree", tag = "equipment",
-    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = ["equipment:view"])),
     responses((status = 200, body = Envelope<EquipmentNode>), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn subtree(
@@ -139,7 +129,6 @@ pub async fn subtree(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<EquipmentNode>, ApiError> {
-    auth.require(Permission::EquipmentView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let node = equipment::subtree(&mut tx, id).await?;
     tx.commit().await?;
@@ -149,7 +138,7 @@ pub async fn subtree(
 /// The chain of parents from the top of the hierarchy down to this asset.
 #[utoipa::path(
     get, path = "/api/v1/equipment/{id}/path", operation_id = "getEquipmentPath", tag = "equipment",
-    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "equipment id")), security(("bearer" = ["equipment:view"])),
     responses((status = 200, body = Envelope<Vec<Equipment>>), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn path(
@@ -157,7 +146,6 @@ pub async fn path(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<Vec<Equipment>>, ApiError> {
-    auth.require(Permission::EquipmentView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let chain = equipment::path(&mut tx, id).await?;
     tx.commit().await?;

@@ -6,7 +6,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use maintainpro_models::auth::Permission;
 use maintainpro_models::equipment;
 use maintainpro_models::work_orders::{self, WorkOrderFilter};
 
@@ -58,7 +57,7 @@ fn csv_response(filename: &str, rows: Vec<Vec<String>>) -> Result<Response, ApiE
 /// Work orders matching the list filters (every page), as CSV.
 #[utoipa::path(
     get, path = "/api/v1/work-orders/export.csv", operation_id = "exportWorkOrders", tag = "work-orders",
-    params(WorkOrderFilter), security(("bearer" = [])),
+    params(WorkOrderFilter), security(("bearer" = ["work_orders:view"])),
     responses((status = 200, content_type = "text/csv", body = String), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn work_orders_csv(
@@ -66,7 +65,6 @@ pub async fn work_orders_csv(
     auth: AuthUser,
     Query(mut filter): Query<WorkOrderFilter>,
 ) -> Result<Response, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let mut rows = vec![[
         "code",
@@ -115,13 +113,12 @@ pub async fn work_orders_csv(
 /// Every asset, as CSV.
 #[utoipa::path(
     get, path = "/api/v1/equipment/export.csv", operation_id = "exportEquipment", tag = "equipment",
-    security(("bearer" = [])),
+    security(("bearer" = ["equipment:view"])),
     responses((status = 200, content_type = "text/csv", body = String), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn equipment_csv(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
-    auth.require(Permission::EquipmentView)?;
     let mut tx = state.tenant_tx(&auth).await?;
-    let all = equipment::list(&mut tx, None, None).await?;
+    let all = equipment::all(&mut tx).await?;
     tx.commit().await?;
     let mut rows = vec![[
         "asset_tag",

@@ -6,14 +6,20 @@ use crate::state::AppState;
 
 pub mod activity;
 pub mod anomalies;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod checklists;
 pub mod dead_letters;
 pub mod devices;
+pub mod docs;
+pub mod downtime;
 pub mod equipment;
 pub mod export;
+pub mod failure_codes;
 pub mod parts;
 pub mod pm;
+pub mod qr;
 pub mod reports;
 pub mod requests;
 pub mod sensors;
@@ -28,12 +34,17 @@ pub fn api_v1() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(equipment::router())
+        .merge(qr::router())
         .merge(devices::router())
         .merge(sensors::router())
         .merge(anomalies::router())
         .merge(work_orders::router())
+        .merge(failure_codes::router())
+        .merge(checklists::router())
+        .merge(downtime::router())
         .merge(parts::router())
         .merge(activity::router())
+        .merge(attachments::router())
         .merge(audit::router())
         .merge(requests::router())
         .merge(pm::router())

@@ -44,7 +44,7 @@ pub fn router() -> Router<AppState> {
 /// Parts, newest first, searched by SKU or name; `meta.nextCursor` pages on.
 #[utoipa::path(
     get, path = "/api/v1/parts", operation_id = "listParts", tag = "parts",
-    params(PartFilter), security(("bearer" = [])),
+    params(PartFilter), security(("bearer" = ["parts:view"])),
     responses(
         (status = 200, body = Envelope<Vec<Part>>), (status = 400, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -55,7 +55,6 @@ pub async fn list(
     auth: AuthUser,
     Query(filter): Query<PartFilter>,
 ) -> Result<ApiResponse<Vec<Part>>, ApiError> {
-    auth.require(Permission::PartsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let page = parts::list_parts(&mut tx, &filter).await?;
     tx.commit().await?;
@@ -65,7 +64,7 @@ pub async fn list(
 /// Adds a part to the catalog.
 #[utoipa::path(
     post, path = "/api/v1/parts", operation_id = "createPart", tag = "parts",
-    request_body = NewPart, security(("bearer" = [])),
+    request_body = NewPart, security(("bearer" = ["parts:manage"])),
     responses(
         (status = 201, body = Envelope<Part>), (status = 403, body = ErrorEnvelope),
         (status = 409, description = "SKU already used", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -76,7 +75,6 @@ pub async fn create(
     auth: AuthUser,
     Json(new): Json<NewPart>,
 ) -> Result<ApiResponse<Part>, ApiError> {
-    auth.require(Permission::PartsManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let part = parts::create_part(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;
@@ -87,7 +85,7 @@ pub async fn create(
 /// One part with on hand, reserved and available stock, in total and per location.
 #[utoipa::path(
     get, path = "/api/v1/parts/{id}", operation_id = "getPart", tag = "parts",
-    params(("id" = Uuid, Path, description = "part id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "part id")), security(("bearer" = ["parts:view"])),
     responses((status = 200, body = Envelope<PartDetail>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -95,7 +93,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<PartDetail>, ApiError> {
-    auth.require(Permission::PartsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let detail = parts::part_detail(&mut tx, id).await?;
     tx.commit().await?;
@@ -105,7 +102,7 @@ pub async fn get_one(
 /// Changes a part's catalog fields (SKU, name, cost, reorder point, …).
 #[utoipa::path(
     patch, path = "/api/v1/parts/{id}", operation_id = "updatePart", tag = "parts",
-    params(("id" = Uuid, Path, description = "part id")), request_body = PartPatch, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "part id")), request_body = PartPatch, security(("bearer" = ["parts:manage"])),
     responses(
         (status = 200, body = Envelope<Part>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "SKU already used", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -117,7 +114,6 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Json(patch): Json<PartPatch>,
 ) -> Result<ApiResponse<Part>, ApiError> {
-    auth.require(Permission::PartsManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let part = parts::update_part(&mut tx, &auth.tenant, id, patch).await?;
     tx.commit().await?;
@@ -127,7 +123,7 @@ pub async fn update(
 /// Records stock arriving at a location.
 #[utoipa::path(
     post, path = "/api/v1/parts/{id}/receive", operation_id = "receivePart", tag = "parts",
-    params(("id" = Uuid, Path, description = "part id")), request_body = ReceiveStock, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "part id")), request_body = ReceiveStock, security(("bearer" = ["parts:manage"])),
     responses(
         (status = 201, body = Envelope<StockMovement>), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -139,7 +135,6 @@ pub async fn receive(
     Path(id): Path<Uuid>,
     Json(body): Json<ReceiveStock>,
 ) -> Result<ApiResponse<StockMovement>, ApiError> {
-    auth.require(Permission::PartsManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let movement = parts::receive(&mut tx, &auth.tenant, id, body).await?;
     tx.commit().await?;
@@ -149,7 +144,7 @@ pub async fn receive(
 /// Issues stock from a location to a work order, consuming its reservation there.
 #[utoipa::path(
     post, path = "/api/v1/parts/{id}/issue", operation_id = "issuePart", tag = "parts",
-    params(("id" = Uuid, Path, description = "part id")), request_body = IssueStock, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "part id")), request_body = IssueStock, security(("bearer" = ["parts:issue"])),
     responses(
         (status = 201, body = Envelope<StockMovement>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "not enough stock on hand or available", body = ErrorEnvelope),
@@ -162,7 +157,6 @@ pub async fn issue(
     Path(id): Path<Uuid>,
     Json(body): Json<IssueStock>,
 ) -> Result<ApiResponse<StockMovement>, ApiError> {
-    auth.require(Permission::PartsIssue)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let movement = parts::issue(&mut tx, &auth.tenant, id, body).await?;
     tx.commit().await?;
@@ -172,7 +166,7 @@ pub async fn issue(
 /// Corrects the count at a location, up or down, with a reason.
 #[utoipa::path(
     post, path = "/api/v1/parts/{id}/adjust", operation_id = "adjustPart", tag = "parts",
-    params(("id" = Uuid, Path, description = "part id")), request_body = AdjustStock, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "part id")), request_body = AdjustStock, security(("bearer" = ["parts:manage"])),
     responses(
         (status = 201, body = Envelope<StockMovement>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "would take on hand below zero", body = ErrorEnvelope),
@@ -185,7 +179,6 @@ pub async fn adjust(
     Path(id): Path<Uuid>,
     Json(body): Json<AdjustStock>,
 ) -> Result<ApiResponse<StockMovement>, ApiError> {
-    auth.require(Permission::PartsManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let movement = parts::adjust(&mut tx, &auth.tenant, id, body).await?;
     tx.commit().await?;
@@ -195,7 +188,7 @@ pub async fn adjust(
 /// Returns unused stock from a work order to a location.
 #[utoipa::path(
     post, path = "/api/v1/parts/{id}/return", operation_id = "returnPart", tag = "parts",
-    params(("id" = Uuid, Path, description = "part id")), request_body = ReturnStock, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "part id")), request_body = ReturnStock, security(("bearer" = ["parts:issue"])),
     responses(
         (status = 201, body = Envelope<StockMovement>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "more than the work order holds", body = ErrorEnvelope),
@@ -208,7 +201,6 @@ pub async fn return_stock(
     Path(id): Path<Uuid>,
     Json(body): Json<ReturnStock>,
 ) -> Result<ApiResponse<StockMovement>, ApiError> {
-    auth.require(Permission::PartsIssue)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let movement = parts::return_stock(&mut tx, &auth.tenant, id, body).await?;
     tx.commit().await?;
@@ -218,7 +210,7 @@ pub async fn return_stock(
 /// A part's stock ledger, newest first; `meta.nextCursor` pages on.
 #[utoipa::path(
     get, path = "/api/v1/parts/{id}/movements", operation_id = "listPartMovements", tag = "parts",
-    params(("id" = Uuid, Path, description = "part id"), MovementFilter), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "part id"), MovementFilter), security(("bearer" = ["parts:view"])),
     responses(
         (status = 200, body = Envelope<Vec<StockMovement>>), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -230,7 +222,6 @@ pub async fn movements(
     Path(id): Path<Uuid>,
     Query(filter): Query<MovementFilter>,
 ) -> Result<ApiResponse<Vec<StockMovement>>, ApiError> {
-    auth.require(Permission::PartsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let page = parts::list_movements(&mut tx, id, &filter).await?;
     tx.commit().await?;
@@ -239,14 +230,13 @@ pub async fn movements(
 
 /// Every stock location, by name.
 #[utoipa::path(
-    get, path = "/api/v1/stock-locations", operation_id = "listStockLocations", tag = "parts", security(("bearer" = [])),
+    get, path = "/api/v1/stock-locations", operation_id = "listStockLocations", tag = "parts", security(("bearer" = ["parts:view"])),
     responses((status = 200, body = Envelope<Vec<StockLocation>>), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn list_locations(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<ApiResponse<Vec<StockLocation>>, ApiError> {
-    auth.require(Permission::PartsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let locations = parts::list_locations(&mut tx).await?;
     tx.commit().await?;
@@ -256,7 +246,7 @@ pub async fn list_locations(
 /// Adds a stock location (store room, van, shelf).
 #[utoipa::path(
     post, path = "/api/v1/stock-locations", operation_id = "createStockLocation", tag = "parts",
-    request_body = NewStockLocation, security(("bearer" = [])),
+    request_body = NewStockLocation, security(("bearer" = ["parts:manage"])),
     responses(
         (status = 201, body = Envelope<StockLocation>), (status = 403, body = ErrorEnvelope),
         (status = 409, description = "name already used", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -267,7 +257,6 @@ pub async fn create_location(
     auth: AuthUser,
     Json(new): Json<NewStockLocation>,
 ) -> Result<ApiResponse<StockLocation>, ApiError> {
-    auth.require(Permission::PartsManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let location = parts::create_location(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;
@@ -278,7 +267,7 @@ pub async fn create_location(
 /// reservation of the same part and location).
 #[utoipa::path(
     post, path = "/api/v1/work-orders/{id}/reservations", operation_id = "reserveParts", tag = "parts",
-    params(("id" = Uuid, Path, description = "work order id")), request_body = NewReservation, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "work order id")), request_body = NewReservation, security(("bearer" = ["parts:issue"])),
     responses(
         (status = 201, body = Envelope<Reservation>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "not enough available, or the work order is closed", body = ErrorEnvelope),
@@ -291,7 +280,6 @@ pub async fn reserve(
     Path(id): Path<Uuid>,
     Json(new): Json<NewReservation>,
 ) -> Result<ApiResponse<Reservation>, ApiError> {
-    auth.require(Permission::PartsIssue)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let reservation = parts::reserve(&mut tx, &auth.tenant, id, new).await?;
     tx.commit().await?;
@@ -306,7 +294,7 @@ pub async fn reserve(
         ("id" = Uuid, Path, description = "work order id"),
         ("reservation_id" = Uuid, Path, description = "reservation id")
     ),
-    security(("bearer" = [])),
+    security(("bearer" = ["parts:issue"])),
     responses((status = 200, body = Envelope<Reservation>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn release(
@@ -314,7 +302,6 @@ pub async fn release(
     auth: AuthUser,
     Path((id, reservation_id)): Path<(Uuid, Uuid)>,
 ) -> Result<ApiResponse<Reservation>, ApiError> {
-    auth.require(Permission::PartsIssue)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let reservation = parts::release_reservation(&mut tx, &auth.tenant, id, reservation_id).await?;
     tx.commit().await?;
@@ -324,7 +311,7 @@ pub async fn release(
 /// A work order's parts: issued (net of returns, with cost), reserved, and the total parts cost.
 #[utoipa::path(
     get, path = "/api/v1/work-orders/{id}/parts", operation_id = "getWorkOrderParts", tag = "parts",
-    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = ["parts:view"])),
     responses((status = 200, body = Envelope<WorkOrderParts>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn work_order_parts(
@@ -332,7 +319,6 @@ pub async fn work_order_parts(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<WorkOrderParts>, ApiError> {
-    auth.require(Permission::PartsView)?;
     auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let summary = parts::work_order_parts(&mut tx, id).await?;

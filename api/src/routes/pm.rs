@@ -4,7 +4,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use maintainpro_models::auth::Permission;
 use maintainpro_models::pm::{self, NewPmSchedule, PmSchedule};
 use uuid::Uuid;
 
@@ -23,14 +22,13 @@ pub fn router() -> Router<AppState> {
 /// Preventive-maintenance schedules.
 #[utoipa::path(
     get, path = "/api/v1/pm-schedules", operation_id = "listPmSchedules", tag = "preventive-maintenance",
-    security(("bearer" = [])),
+    security(("bearer" = ["work_orders:view"])),
     responses((status = 200, body = Envelope<Vec<PmSchedule>>), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<ApiResponse<Vec<PmSchedule>>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let items = pm::list(&mut tx).await?;
     tx.commit().await?;
@@ -40,7 +38,7 @@ pub async fn list(
 /// One schedule.
 #[utoipa::path(
     get, path = "/api/v1/pm-schedules/{id}", operation_id = "getPmSchedule", tag = "preventive-maintenance",
-    params(("id" = Uuid, Path, description = "schedule id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "schedule id")), security(("bearer" = ["work_orders:view"])),
     responses((status = 200, body = Envelope<PmSchedule>), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -48,7 +46,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<PmSchedule>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let s = pm::get(&mut tx, id).await?;
     tx.commit().await?;
@@ -59,7 +56,7 @@ pub async fn get_one(
 /// or from completion) or `condition` (a sensor above/below/outside limits).
 #[utoipa::path(
     post, path = "/api/v1/pm-schedules", operation_id = "createPmSchedule", tag = "preventive-maintenance",
-    request_body = NewPmSchedule, security(("bearer" = [])),
+    request_body = NewPmSchedule, security(("bearer" = ["pm:manage"])),
     responses((status = 201, body = Envelope<PmSchedule>), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn create(
@@ -67,7 +64,6 @@ pub async fn create(
     auth: AuthUser,
     Json(new): Json<NewPmSchedule>,
 ) -> Result<ApiResponse<PmSchedule>, ApiError> {
-    auth.require(Permission::PmManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let s = pm::create(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;

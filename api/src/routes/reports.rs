@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use maintainpro_models::auth::Permission;
 use maintainpro_models::reports::{self, ReliabilityReport, ReportRange};
 
 use crate::auth::AuthUser;
@@ -20,7 +19,7 @@ pub fn router() -> Router<AppState> {
 /// cost over `[from, to)` (default the last 30 days).
 #[utoipa::path(
     get, path = "/api/v1/reports/reliability", operation_id = "reliabilityReport", tag = "reports",
-    params(ReportRange), security(("bearer" = [])),
+    params(ReportRange), security(("bearer" = ["reports:view"])),
     responses((status = 200, body = Envelope<ReliabilityReport>), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn reliability(
@@ -28,7 +27,6 @@ pub async fn reliability(
     auth: AuthUser,
     Query(range): Query<ReportRange>,
 ) -> Result<ApiResponse<ReliabilityReport>, ApiError> {
-    auth.require(Permission::ReportsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let report = reports::reliability(&mut tx, &range).await?;
     tx.commit().await?;

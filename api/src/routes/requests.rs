@@ -35,7 +35,7 @@ pub struct Approved {
 /// Files a work request.
 #[utoipa::path(
     post, path = "/api/v1/requests", operation_id = "createRequest", tag = "requests",
-    request_body = NewWorkRequest, security(("bearer" = [])),
+    request_body = NewWorkRequest, security(("bearer" = ["work_orders:create"])),
     responses((status = 201, body = Envelope<WorkRequest>), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn create(
@@ -43,35 +43,37 @@ pub async fn create(
     auth: AuthUser,
     Json(new): Json<NewWorkRequest>,
 ) -> Result<ApiResponse<WorkRequest>, ApiError> {
-    auth.require(Permission::WorkOrdersCreate)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let r = requests::create(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;
     Ok(ApiResponse::created(r))
 }
 
-/// Requests, newest first (a requester sees their own).
+/// Requests, newest first, a page at a time (a requester sees only their
+/// own); `meta.nextCursor` fetches the next page with the same filters.
 #[utoipa::path(
     get, path = "/api/v1/requests", operation_id = "listRequests", tag = "requests",
-    params(RequestFilter), security(("bearer" = [])),
-    responses((status = 200, body = Envelope<Vec<WorkRequest>>), (status = 422, body = ErrorEnvelope))
+    params(RequestFilter), security(("bearer" = ["work_orders:view"])),
+    responses(
+        (status = 200, body = Envelope<Vec<WorkRequest>>), (status = 400, body = ErrorEnvelope),
+        (status = 422, description = "invalid filter value, limit or cursor", body = ErrorEnvelope)
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(filter): Query<RequestFilter>,
 ) -> Result<ApiResponse<Vec<WorkRequest>>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
-    let items = requests::list(&mut tx, &auth.tenant, &filter).await?;
+    let page = requests::list(&mut tx, &auth.tenant, &filter).await?;
     tx.commit().await?;
-    Ok(ApiResponse::ok(items))
+    Ok(ApiResponse::page(page))
 }
 
 /// One request.
 #[utoipa::path(
     get, path = "/api/v1/requests/{id}", operation_id = "getRequest", tag = "requests",
-    params(("id" = Uuid, Path, description = "request id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "request id")), security(("bearer" = ["work_orders:view"])),
     responses((status = 200, body = Envelope<WorkRequest>), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -79,7 +81,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<WorkRequest>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let r = requests::get(&mut tx, &auth.tenant, id).await?;
     tx.commit().await?;
@@ -89,7 +90,7 @@ pub async fn get_one(
 /// Approves a pending request into a work order.
 #[utoipa::path(
     post, path = "/api/v1/requests/{id}/approve", operation_id = "approveRequest", tag = "requests",
-    params(("id" = Uuid, Path, description = "request id")), request_body = Approval, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "request id")), request_body = Approval, security(("bearer" = ["requests:approve"])),
     responses(
         (status = 200, body = Envelope<Approved>), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)
@@ -101,7 +102,6 @@ pub async fn approve(
     Path(id): Path<Uuid>,
     Json(approval): Json<Approval>,
 ) -> Result<ApiResponse<Approved>, ApiError> {
-    auth.require(Permission::RequestsApprove)?;
     if approval.assigned_to.is_some() {
         auth.require(Permission::WorkOrdersAssign)?;
     }
@@ -114,7 +114,7 @@ pub async fn approve(
 /// Rejects a pending request with a reason.
 #[utoipa::path(
     post, path = "/api/v1/requests/{id}/reject", operation_id = "rejectRequest", tag = "requests",
-    params(("id" = Uuid, Path, description = "request id")), request_body = Rejection, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "request id")), request_body = Rejection, security(("bearer" = ["requests:approve"])),
     responses(
         (status = 200, body = Envelope<WorkRequest>), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -126,7 +126,6 @@ pub async fn reject(
     Path(id): Path<Uuid>,
     Json(rejection): Json<Rejection>,
 ) -> Result<ApiResponse<WorkRequest>, ApiError> {
-    auth.require(Permission::RequestsApprove)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let r = requests::reject(&mut tx, &auth.tenant, id, rejection).await?;
     tx.commit().await?;

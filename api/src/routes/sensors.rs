@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use maintainpro_models::auth::Permission;
 use maintainpro_models::devices::{self, NewSensor, Sensor};
 use maintainpro_models::readings::{self, TrendSeries};
 use serde::Deserialize;
@@ -45,7 +44,7 @@ pub struct ReadingsQuery {
 /// Sensors, optionally of one asset or one device.
 #[utoipa::path(
     get, path = "/api/v1/sensors", operation_id = "listSensors", tag = "sensors",
-    params(SensorQuery), security(("bearer" = [])),
+    params(SensorQuery), security(("bearer" = ["sensors:view"])),
     responses((status = 200, body = Envelope<Vec<Sensor>>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn list(
@@ -53,7 +52,6 @@ pub async fn list(
     auth: AuthUser,
     Query(query): Query<SensorQuery>,
 ) -> Result<ApiResponse<Vec<Sensor>>, ApiError> {
-    auth.require(Permission::SensorsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let items = devices::list_sensors(&mut tx, query.equipment_id, query.device_id).await?;
     tx.commit().await?;
@@ -63,7 +61,7 @@ pub async fn list(
 /// One sensor.
 #[utoipa::path(
     get, path = "/api/v1/sensors/{id}", operation_id = "getSensor", tag = "sensors",
-    params(("id" = Uuid, Path, description = "sensor id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "sensor id")), security(("bearer" = ["sensors:view"])),
     responses((status = 200, body = Envelope<Sensor>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -71,7 +69,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<Sensor>, ApiError> {
-    auth.require(Permission::SensorsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let sensor = devices::get_sensor(&mut tx, id).await?;
     tx.commit().await?;
@@ -81,7 +78,7 @@ pub async fn get_one(
 /// Registers a sensor on a device and an asset.
 #[utoipa::path(
     post, path = "/api/v1/sensors", operation_id = "createSensor", tag = "sensors",
-    request_body = NewSensor, security(("bearer" = [])),
+    request_body = NewSensor, security(("bearer" = ["sensors:manage"])),
     responses((status = 201, body = Envelope<Sensor>), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn create(
@@ -89,7 +86,6 @@ pub async fn create(
     auth: AuthUser,
     Json(new): Json<NewSensor>,
 ) -> Result<ApiResponse<Sensor>, ApiError> {
-    auth.require(Permission::SensorsManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let sensor = devices::create_sensor(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;
@@ -99,7 +95,7 @@ pub async fn create(
 /// A sensor's readings in [from, to) as min/avg/max buckets.
 #[utoipa::path(
     get, path = "/api/v1/sensors/{id}/readings", operation_id = "getSensorReadings", tag = "sensors",
-    params(("id" = Uuid, Path, description = "sensor id"), ReadingsQuery), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "sensor id"), ReadingsQuery), security(("bearer" = ["readings:view"])),
     responses((status = 200, body = Envelope<TrendSeries>), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn readings_buckets(
@@ -108,7 +104,6 @@ pub async fn readings_buckets(
     Path(id): Path<Uuid>,
     Query(query): Query<ReadingsQuery>,
 ) -> Result<ApiResponse<TrendSeries>, ApiError> {
-    auth.require(Permission::ReadingsView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     // A foreign or unknown sensor is a 404, not an empty series.
     devices::get_sensor(&mut tx, id).await?;

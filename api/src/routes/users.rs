@@ -7,8 +7,7 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
-use maintainpro_models::auth::Permission;
-use maintainpro_models::users::{self, NewInvite, NewUser, User, UserUpdate};
+use maintainpro_models::users::{self, NewInvite, NewUser, User, UserFilter, UserUpdate};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -16,7 +15,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, OpaqueToken};
 use crate::envelope::{ApiResponse, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -40,23 +39,31 @@ pub struct InviteResponse {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The organization's users.
+/// The organization's users in name order, a page at a time, optionally
+/// searched by name or e-mail and filtered by role and activity.
 #[utoipa::path(
-    get, path = "/api/v1/users", operation_id = "listUsers", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = Envelope<Vec<User>>), (status = 403, body = ErrorEnvelope))
+    get, path = "/api/v1/users", operation_id = "listUsers", tag = "users",
+    params(UserFilter), security(("bearer" = ["users:view"])),
+    responses(
+        (status = 200, body = Envelope<Vec<User>>), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 422, description = "invalid filter value, limit or cursor", body = ErrorEnvelope)
+    )
 )]
-pub async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<ApiResponse<Vec<User>>, ApiError> {
-    auth.require(Permission::UsersView)?;
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(filter): Query<UserFilter>,
+) -> Result<ApiResponse<Vec<User>>, ApiError> {
     let mut tx = state.tenant_tx(&auth).await?;
-    let items = users::list(&mut tx).await?;
+    let page = users::list(&mut tx, &filter).await?;
     tx.commit().await?;
-    Ok(ApiResponse::ok(items))
+    Ok(ApiResponse::page(page))
 }
 
 /// One user of the organization.
 #[utoipa::path(
     get, path = "/api/v1/users/{id}", operation_id = "getUser", tag = "users",
-    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = ["users:view"])),
     responses((status = 200, body = Envelope<User>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -64,7 +71,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<User>, ApiError> {
-    auth.require(Permission::UsersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let user = users::get(&mut tx, id).await?;
     tx.commit().await?;
@@ -74,7 +80,7 @@ pub async fn get_one(
 /// Creates a user in the caller's organization.
 #[utoipa::path(
     post, path = "/api/v1/users", operation_id = "createUser", tag = "users",
-    request_body = NewUser, security(("bearer" = [])),
+    request_body = NewUser, security(("bearer" = ["users:manage"])),
     responses((status = 201, body = Envelope<User>), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn create(
@@ -82,7 +88,6 @@ pub async fn create(
     auth: AuthUser,
     Json(new): Json<NewUser>,
 ) -> Result<ApiResponse<User>, ApiError> {
-    auth.require(Permission::UsersManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let user = users::create(&mut tx, &auth.tenant, new).await?;
     tx.commit().await?;
@@ -94,7 +99,7 @@ pub async fn create(
 /// token (valid 7 days) returned for the administrator to pass on.
 #[utoipa::path(
     post, path = "/api/v1/users/invite", operation_id = "inviteUser", tag = "users",
-    request_body = NewInvite, security(("bearer" = [])),
+    request_body = NewInvite, security(("bearer" = ["users:manage"])),
     responses((status = 201, body = Envelope<InviteResponse>), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn invite(
@@ -102,7 +107,6 @@ pub async fn invite(
     auth: AuthUser,
     Json(new): Json<NewInvite>,
 ) -> Result<ApiResponse<InviteResponse>, ApiError> {
-    auth.require(Permission::UsersManage)?;
     let token = OpaqueToken::generate();
     let mut tx = state.tenant_tx(&auth).await?;
     let invitation = users::invite(&mut tx, &auth.tenant, new, &token.hash).await?;
@@ -119,7 +123,7 @@ pub async fn invite(
 /// (e.g. the first one expired); earlier invitations stop working.
 #[utoipa::path(
     post, path = "/api/v1/users/{id}/invite", operation_id = "reinviteUser", tag = "users",
-    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = ["users:manage"])),
     responses(
         (status = 201, body = Envelope<InviteResponse>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "the user has accepted already", body = ErrorEnvelope)
@@ -130,7 +134,6 @@ pub async fn reinvite(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<InviteResponse>, ApiError> {
-    auth.require(Permission::UsersManage)?;
     let token = OpaqueToken::generate();
     let mut tx = state.tenant_tx(&auth).await?;
     let invitation = users::reinvite(&mut tx, &auth.tenant, id, &token.hash).await?;
@@ -148,7 +151,7 @@ pub async fn reinvite(
 #[utoipa::path(
     patch, path = "/api/v1/users/{id}", operation_id = "updateUser", tag = "users",
     params(("id" = Uuid, Path, description = "user id")),
-    request_body = UserUpdate, security(("bearer" = [])),
+    request_body = UserUpdate, security(("bearer" = ["users:manage"])),
     responses(
         (status = 200, body = Envelope<User>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "own role", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -160,7 +163,6 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Json(change): Json<UserUpdate>,
 ) -> Result<ApiResponse<User>, ApiError> {
-    auth.require(Permission::UsersManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let user = users::update(&mut tx, &auth.tenant, id, change).await?;
     tx.commit().await?;
@@ -173,7 +175,7 @@ pub async fn update(
 /// issued runs out within 15 minutes). Nobody deactivates themself.
 #[utoipa::path(
     post, path = "/api/v1/users/{id}/deactivate", operation_id = "deactivateUser", tag = "users",
-    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = ["users:manage"])),
     responses(
         (status = 200, body = Envelope<User>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "deactivating oneself", body = ErrorEnvelope)
@@ -190,7 +192,7 @@ pub async fn deactivate(
 /// Activates a user again.
 #[utoipa::path(
     post, path = "/api/v1/users/{id}/activate", operation_id = "activateUser", tag = "users",
-    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "user id")), security(("bearer" = ["users:manage"])),
     responses((status = 200, body = Envelope<User>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn activate(
@@ -207,7 +209,6 @@ async fn set_active(
     id: Uuid,
     active: bool,
 ) -> Result<ApiResponse<User>, ApiError> {
-    auth.require(Permission::UsersManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let user = users::set_active(&mut tx, &auth.tenant, id, active).await?;
     tx.commit().await?;

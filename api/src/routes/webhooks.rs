@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use maintainpro_models::auth::Permission;
 use maintainpro_models::webhooks::{self, Delivery, NewWebhook, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -58,14 +57,13 @@ pub struct DeliveriesQuery {
 /// The organization's webhooks.
 #[utoipa::path(
     get, path = "/api/v1/webhooks", operation_id = "listWebhooks", tag = "webhooks",
-    security(("bearer" = [])),
+    security(("bearer" = ["webhooks:manage"])),
     responses((status = 200, body = Envelope<Vec<Webhook>>), (status = 403, body = ErrorEnvelope))
 )]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<ApiResponse<Vec<Webhook>>, ApiError> {
-    auth.require(Permission::WebhooksManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let hooks = webhooks::list(&mut tx).await?;
     tx.commit().await?;
@@ -75,7 +73,7 @@ pub async fn list(
 /// Registers a webhook; the response carries the signing secret (only here).
 #[utoipa::path(
     post, path = "/api/v1/webhooks", operation_id = "createWebhook", tag = "webhooks",
-    request_body = CreateWebhook, security(("bearer" = [])),
+    request_body = CreateWebhook, security(("bearer" = ["webhooks:manage"])),
     responses((status = 201, body = Envelope<CreatedWebhook>), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn create(
@@ -83,7 +81,6 @@ pub async fn create(
     auth: AuthUser,
     Json(body): Json<CreateWebhook>,
 ) -> Result<ApiResponse<CreatedWebhook>, ApiError> {
-    auth.require(Permission::WebhooksManage)?;
     let target = check_target(&body.url, state.config.allow_private_webhook_targets)
         .await
         .map_err(|e| ApiError::Validation {
@@ -105,7 +102,7 @@ pub async fn create(
 /// Deletes a webhook and its delivery log.
 #[utoipa::path(
     delete, path = "/api/v1/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks",
-    params(("id" = Uuid, Path, description = "webhook id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "webhook id")), security(("bearer" = ["webhooks:manage"])),
     responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn delete(
@@ -113,7 +110,6 @@ pub async fn delete(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    auth.require(Permission::WebhooksManage)?;
     let mut tx = state.tenant_tx(&auth).await?;
     webhooks::delete(&mut tx, &auth.tenant, id).await?;
     tx.commit().await?;
@@ -123,7 +119,7 @@ pub async fn delete(
 /// The webhook's deliveries, newest first: attempts, status, last answer.
 #[utoipa::path(
     get, path = "/api/v1/webhooks/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "webhooks",
-    params(("id" = Uuid, Path, description = "webhook id"), DeliveriesQuery), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "webhook id"), DeliveriesQuery), security(("bearer" = ["webhooks:manage"])),
     responses((status = 200, body = Envelope<Vec<Delivery>>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn deliveries(
@@ -132,7 +128,6 @@ pub async fn deliveries(
     Path(id): Path<Uuid>,
     Query(q): Query<DeliveriesQuery>,
 ) -> Result<ApiResponse<Vec<Delivery>>, ApiError> {
-    auth.require(Permission::WebhooksManage)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::Validation {

@@ -1,12 +1,15 @@
 //! Work orders: list (filters, search, cursor pages), one (with its anomaly),
-//! create, and status changes through the models' state machine.
+//! create, edit, assignees, and status changes through the models' state
+//! machine (which also holds what completing needs).
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use maintainpro_models::anomalies::{self, Anomaly};
 use maintainpro_models::auth::Permission;
-use maintainpro_models::work_orders::{self, NewWorkOrder, Status, WorkOrder, WorkOrderFilter};
+use maintainpro_models::work_orders::{
+    self, AssigneeSet, CreateWorkOrder, Status, WorkOrder, WorkOrderFilter, WorkOrderPatch,
+};
 use maintainpro_models::ModelError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,8 +27,9 @@ const MAX_NOTE_CHARS: usize = 2000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/work-orders", get(list).post(create))
-        .route("/api/v1/work-orders/{id}", get(get_one))
+        .route("/api/v1/work-orders/{id}", get(get_one).patch(update))
         .route("/api/v1/work-orders/{id}/status", post(change_status))
+        .route("/api/v1/work-orders/{id}/assignees", put(set_assignees))
 }
 
 /// A work order with the anomaly that raised it (when the caller may see anomalies).
@@ -46,7 +50,7 @@ pub struct StatusChange {
 /// Work orders, newest first; `meta.nextCursor` pages on.
 #[utoipa::path(
     get, path = "/api/v1/work-orders", operation_id = "listWorkOrders", tag = "work-orders",
-    params(WorkOrderFilter), security(("bearer" = [])),
+    params(WorkOrderFilter), security(("bearer" = ["work_orders:view"])),
     responses((status = 200, body = Envelope<Vec<WorkOrder>>), (status = 400, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope))
 )]
 pub async fn list(
@@ -54,7 +58,6 @@ pub async fn list(
     auth: AuthUser,
     Query(filter): Query<WorkOrderFilter>,
 ) -> Result<ApiResponse<Vec<WorkOrder>>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let page = work_orders::list(&mut tx, &auth.tenant, &filter).await?;
     tx.commit().await?;
@@ -64,7 +67,7 @@ pub async fn list(
 /// One work order.
 #[utoipa::path(
     get, path = "/api/v1/work-orders/{id}", operation_id = "getWorkOrder", tag = "work-orders",
-    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = ["work_orders:view"])),
     responses((status = 200, body = Envelope<WorkOrderDetail>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_one(
@@ -72,7 +75,6 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<ApiResponse<WorkOrderDetail>, ApiError> {
-    auth.require(Permission::WorkOrdersView)?;
     let mut tx = state.tenant_tx(&auth).await?;
     let work_order = work_orders::get_visible(&mut tx, &auth.tenant, id).await?;
     let anomaly = match work_order.anomaly_id {
@@ -89,10 +91,12 @@ pub async fn get_one(
     Ok(ApiResponse::ok(WorkOrderDetail { work_order, anomaly }))
 }
 
-/// Creates a work order (status open, source manual, requested by the caller).
+/// Creates a work order (status open, source manual, requested by the
+/// caller), optionally with assignees (needs `work_orders:assign`), a
+/// checklist and failure codes. Requesters may not set priority or assignees.
 #[utoipa::path(
     post, path = "/api/v1/work-orders", operation_id = "createWorkOrder", tag = "work-orders",
-    request_body = NewWorkOrder, security(("bearer" = [])),
+    request_body = CreateWorkOrder, security(("bearer" = ["work_orders:create"])),
     responses(
         (status = 201, body = Envelope<WorkOrder>),
         (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
@@ -101,28 +105,86 @@ pub async fn get_one(
 pub async fn create(
     State(state): State<AppState>,
     auth: AuthUser,
-    Json(new): Json<NewWorkOrder>,
+    Json(new): Json<CreateWorkOrder>,
 ) -> Result<ApiResponse<WorkOrder>, ApiError> {
-    auth.require(Permission::WorkOrdersCreate)?;
-    if new.assigned_to.is_some() {
+    if new.assigns() {
         auth.require(Permission::WorkOrdersAssign)?;
     }
+    let (new, details) = new.into_parts();
     let mut tx = state.tenant_tx(&auth).await?;
-    let wo = work_orders::create(&mut tx, &auth.tenant, new).await?;
+    let wo = work_orders::create_detailed(&mut tx, &auth.tenant, new, details).await?;
     tx.commit().await?;
     tracing::info!(work_order_id = %wo.id, code = %wo.code, "work order created");
     Ok(ApiResponse::created(wo))
 }
 
-/// Moves a work order to another status, as the status machine allows.
+/// Edits a work order: title, description, kind, priority, due date and
+/// failure codes (`null` clears the due date or a code). Verified and
+/// cancelled work orders are final (409); a completed one may be corrected
+/// only so that it still meets the completion requirements (422).
 #[utoipa::path(
-    post, path = "/api/v1/work-orders/{id}/status", operation_id = "changeWorkOrderStatus", tag = "work-orders",
+    patch, path = "/api/v1/work-orders/{id}", operation_id = "updateWorkOrder", tag = "work-orders",
     params(("id" = Uuid, Path, description = "work order id")),
-    request_body = StatusChange, security(("bearer" = [])),
+    request_body = WorkOrderPatch, security(("bearer" = ["work_orders:update"])),
     responses(
         (status = 200, body = Envelope<WorkOrder>),
         (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
-        (status = 409, description = "INVALID_TRANSITION", body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
+        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(patch): Json<WorkOrderPatch>,
+) -> Result<ApiResponse<WorkOrder>, ApiError> {
+    let mut tx = state.tenant_tx(&auth).await?;
+    let wo = work_orders::update(&mut tx, &auth.tenant, id, patch).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(wo))
+}
+
+/// Replaces who is assigned to a work order (open, in progress or on hold).
+/// The first user is the lead (`assigned_to`); every user must be an active
+/// member of the organization (422 naming `userIds[i]` otherwise).
+#[utoipa::path(
+    put, path = "/api/v1/work-orders/{id}/assignees", operation_id = "setWorkOrderAssignees", tag = "work-orders",
+    params(("id" = Uuid, Path, description = "work order id")),
+    request_body = AssigneeSet, security(("bearer" = ["work_orders:assign"])),
+    responses(
+        (status = 200, body = Envelope<WorkOrder>),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)
+    )
+)]
+pub async fn set_assignees(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(set): Json<AssigneeSet>,
+) -> Result<ApiResponse<WorkOrder>, ApiError> {
+    let mut tx = state.tenant_tx(&auth).await?;
+    let wo = work_orders::set_assignees(&mut tx, &auth.tenant, id, set).await?;
+    tx.commit().await?;
+    tracing::info!(work_order_id = %wo.id, assignees = wo.assignees.len(), "work order assignees set");
+    Ok(ApiResponse::ok(wo))
+}
+
+/// Moves a work order to another status, as the status machine allows.
+/// Completing needs what the work order's kind requires (every kind: required
+/// checklist items done, no running downtime; corrective and emergency:
+/// problem, cause and remedy codes; inspection: every checklist item done
+/// and a remedy code) — otherwise 422 VALIDATION_ERROR listing the missing
+/// fields (`problem_code`, `checklist[2]`, `downtime[0]` …) and nothing changes.
+#[utoipa::path(
+    post, path = "/api/v1/work-orders/{id}/status", operation_id = "changeWorkOrderStatus", tag = "work-orders",
+    params(("id" = Uuid, Path, description = "work order id")),
+    request_body = StatusChange, security(("bearer" = ["work_orders:update"])),
+    responses(
+        (status = 200, body = Envelope<WorkOrder>),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "INVALID_TRANSITION", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR, e.g. what completing still needs", body = ErrorEnvelope)
     )
 )]
 pub async fn change_status(
@@ -131,7 +193,6 @@ pub async fn change_status(
     Path(id): Path<Uuid>,
     Json(change): Json<StatusChange>,
 ) -> Result<ApiResponse<WorkOrder>, ApiError> {
-    auth.require(Permission::WorkOrdersUpdate)?;
     let note = change.note.unwrap_or_default();
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(
