@@ -74,6 +74,10 @@ struct UpArgs {
     /// (default: http://localhost:{api port}).
     #[arg(long, env = "MP_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Let webhooks target loopback and private addresses (off: such
+    /// targets are refused, so a webhook cannot probe the internal network).
+    #[arg(long, env = "MP_WEBHOOKS_ALLOW_PRIVATE")]
+    webhooks_allow_private: bool,
     /// Port of the embedded MQTT broker.
     #[arg(long, env = "MP_MQTT_PORT", default_value_t = 1883)]
     mqtt_port: u16,
@@ -257,6 +261,7 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
         jwt_secret,
         static_dir,
         public_url: args.public_url.clone(),
+        webhooks_allow_private: args.webhooks_allow_private,
         ingest: maintainpro_ingest::IngestConfig {
             shared_group: args.mqtt_shared_group.clone(),
             client_id: args.mqtt_client_id.clone(),

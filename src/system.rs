@@ -48,6 +48,8 @@ pub struct SystemConfig {
     pub static_dir: Option<PathBuf>,
     /// Where people reach the API (QR-code links); `None`: derived from the bind address.
     pub public_url: Option<String>,
+    /// Allow webhook targets in loopback/private ranges.
+    pub webhooks_allow_private: bool,
     pub ingest: IngestConfig,
     pub analytics: AnalyticsConfig,
     /// Run analytics in this process.
@@ -70,6 +72,7 @@ impl SystemConfig {
             jwt_secret: None,
             static_dir: None,
             public_url: None,
+            webhooks_allow_private: false,
             ingest: IngestConfig {
                 flush_interval: Duration::from_millis(50),
                 ..IngestConfig::default()
@@ -199,6 +202,7 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
             if let Some(url) = &config.public_url {
                 api_config.public_url = url.clone();
             }
+            api_config.allow_private_webhook_targets = config.webhooks_allow_private;
             let (hooks_db, hooks_token) = (db.clone(), shutdown.clone());
             tasks.spawn(async move {
                 let cfg = maintainpro_api::webhook_delivery::DeliveryConfig::default();

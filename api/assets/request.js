@@ -90,11 +90,11 @@
       return true;
     }
     var eq = await api("GET", "/api/v1/equipment/" + encodeURIComponent(assetId));
-    $("asset-tag").textContent = eq.asset_tag || "";
+    $("asset-tag").textContent = eq.assetTag || "";
     $("asset-name").textContent = eq.name || "";
     $("asset-location").textContent = eq.location || "";
     show("asset", true);
-    document.title = "Report a problem: " + (eq.asset_tag || "asset") + " · MaintAInPro";
+    document.title = "Report a problem: " + (eq.assetTag || "asset") + " · MaintAInPro";
     return true;
   }
 
@@ -153,7 +153,7 @@
       var filed = await api("POST", "/api/v1/requests", {
         title: $("title").value.trim(),
         description: $("description").value.trim(),
-        equipment_id: assetId || null,
+        equipmentId: assetId || null,
       });
       show("request", false);
       $("done-text").textContent = "“" + filed.title + "” is waiting for review (status: " + filed.status +

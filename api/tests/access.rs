@@ -88,7 +88,7 @@ async fn build_world(app: &Router, db: &Db, org: &SeededOrg, tag: &str) -> World
         app,
         t,
         "/api/v1/work-orders",
-        json!({"title": format!("{secret} work order"), "equipment_id": equipment}),
+        json!({"title": format!("{secret} work order"), "equipmentId": equipment}),
     )
     .await;
     post(
@@ -109,7 +109,7 @@ async fn build_world(app: &Router, db: &Db, org: &SeededOrg, tag: &str) -> World
         app,
         t,
         "/api/v1/requests",
-        json!({"title": format!("{secret} request"), "equipment_id": equipment}),
+        json!({"title": format!("{secret} request"), "equipmentId": equipment}),
     )
     .await;
     let part = post(
@@ -130,22 +130,22 @@ async fn build_world(app: &Router, db: &Db, org: &SeededOrg, tag: &str) -> World
         app,
         t,
         &format!("/api/v1/parts/{part}/receive"),
-        json!({"location_id": location, "quantity": 10}),
+        json!({"locationId": location, "quantity": 10}),
     )
     .await;
     let reservation = post(
         app,
         t,
         &format!("/api/v1/work-orders/{wo}/reservations"),
-        json!({"part_id": part, "location_id": location, "quantity": 1}),
+        json!({"partId": part, "locationId": location, "quantity": 1}),
     )
     .await;
     let pm = post(
         app,
         t,
         "/api/v1/pm-schedules",
-        json!({"title": format!("{secret} pm"), "equipment_id": equipment, "trigger": "calendar",
-               "interval_count": 7, "interval_unit": "day"}),
+        json!({"title": format!("{secret} pm"), "equipmentId": equipment, "trigger": "calendar",
+               "intervalCount": 7, "intervalUnit": "day"}),
     )
     .await;
     let webhook = post(

@@ -103,7 +103,7 @@ async fn comments_and_time_logs() {
         None,
     )
     .await;
-    assert_eq!(body["data"]["total_minutes"], 75);
+    assert_eq!(body["data"]["totalMinutes"], 75);
     assert_eq!(body["data"]["entries"].as_array().unwrap().len(), 2);
     // Invalid minutes, a requester logging time, logging for someone else without assign.
     let (status, _) = call(
@@ -129,7 +129,7 @@ async fn comments_and_time_logs() {
         Method::POST,
         &format!("/api/v1/work-orders/{id}/time-logs"),
         Some(&tech),
-        Some(json!({"minutes": 5, "user_id": a.admin.id})),
+        Some(json!({"minutes": 5, "userId": a.admin.id})),
     )
     .await;
     assert_eq!(

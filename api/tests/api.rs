@@ -379,7 +379,7 @@ async fn work_orders_create_get_and_paginate() {
             .post(
                 "/api/v1/work-orders",
                 &token,
-                json!({"title": format!("Replace bearing {i}"), "priority": "high", "equipment_id": t.a.equipment.id}),
+                json!({"title": format!("Replace bearing {i}"), "priority": "high", "equipmentId": t.a.equipment.id}),
             )
             .await;
         let wo = r.data(StatusCode::CREATED);
@@ -387,7 +387,7 @@ async fn work_orders_create_get_and_paginate() {
         assert_eq!(wo["source"], "manual");
         assert_eq!(wo["priority"], "high");
         assert_eq!(wo["code"], format!("WO-{i:06}"));
-        assert_eq!(wo["requested_by"], json!(tech.id));
+        assert_eq!(wo["requestedBy"], json!(tech.id));
         created.push(wo["id"].as_str().unwrap().to_string());
     }
 
@@ -450,7 +450,7 @@ async fn status_changes_follow_the_machine() {
     let status_uri = format!("/api/v1/work-orders/{id}/status");
     // Corrective work is completed with its failure codes (see
     // work_orders::completion_requirements; api/tests/work_order_details.rs).
-    let codes = json!({"problem_code": "NOI", "cause_code": "LUB", "remedy_code": "LUB"});
+    let codes = json!({"problemCode": "NOI", "causeCode": "LUB", "remedyCode": "LUB"});
     t.call(
         Method::PATCH,
         &format!("/api/v1/work-orders/{id}"),
@@ -467,7 +467,7 @@ async fn status_changes_follow_the_machine() {
         assert_eq!(r.data(StatusCode::OK)["status"], to);
     }
     let r = t.get(&format!("/api/v1/work-orders/{id}"), &token).await;
-    assert!(r.data(StatusCode::OK)["completed_at"].is_string());
+    assert!(r.data(StatusCode::OK)["completedAt"].is_string());
 
     let r = t.post(&status_uri, &token, json!({"status": "open"})).await;
     let err = r.error(StatusCode::CONFLICT, "INVALID_TRANSITION");
@@ -537,11 +537,11 @@ async fn bad_requests_come_back_in_the_envelope() {
         .post(
             "/api/v1/work-orders",
             &token,
-            json!({"title": "x", "equipment_id": Uuid::new_v4()}),
+            json!({"title": "x", "equipmentId": Uuid::new_v4()}),
         )
         .await;
     let err = r.error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
-    assert_eq!(err["details"][0]["field"], "equipment_id");
+    assert_eq!(err["details"][0]["field"], "equipmentId");
 
     // Malformed JSON.
     let req = Request::post("/api/v1/work-orders")
@@ -596,7 +596,7 @@ async fn bad_requests_come_back_in_the_envelope() {
     assert!(r.headers.get(header::ALLOW).is_some());
 
     // Query of the wrong type.
-    t.get("/api/v1/sensors?equipment_id=abc", &token)
+    t.get("/api/v1/sensors?equipmentId=abc", &token)
         .await
         .error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
     t.tdb.cleanup().await;
@@ -642,7 +642,7 @@ async fn permissions_are_enforced() {
     t.post(
         "/api/v1/work-orders",
         &requester,
-        json!({"title": "x", "assigned_to": t.a.admin.id}),
+        json!({"title": "x", "assignedTo": t.a.admin.id}),
     )
     .await
     .error(StatusCode::FORBIDDEN, "FORBIDDEN");
@@ -658,7 +658,7 @@ async fn permissions_are_enforced() {
     t.post(
         "/api/v1/equipment",
         &tech,
-        json!({"name": "Fan", "asset_tag": "F-1"}),
+        json!({"name": "Fan", "assetTag": "F-1"}),
     )
     .await
     .error(StatusCode::FORBIDDEN, "FORBIDDEN");
@@ -712,7 +712,7 @@ async fn organizations_never_see_each_other() {
         .post(
             "/api/v1/work-orders",
             &token_a,
-            json!({"title": "x", "equipment_id": t.b.equipment.id}),
+            json!({"title": "x", "equipmentId": t.b.equipment.id}),
         )
         .await;
     r.error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
@@ -767,13 +767,13 @@ async fn readings_come_back_in_buckets() {
     let from = base.to_rfc3339_opts(SecondsFormat::Secs, true);
     let to = (base + Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
     let uri = format!(
-        "/api/v1/sensors/{}/readings?from={from}&to={to}&max_points=6",
+        "/api/v1/sensors/{}/readings?from={from}&to={to}&maxPoints=6",
         t.a.sensor.id
     );
     let r = t.get(&uri, &token).await;
     let series = r.data(StatusCode::OK);
-    assert_eq!(series["sensor_id"], json!(t.a.sensor.id));
-    assert_eq!(series["bucket_seconds"], 600.0);
+    assert_eq!(series["sensorId"], json!(t.a.sensor.id));
+    assert_eq!(series["bucketSeconds"], 600.0);
     let buckets = series["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 6);
     let total: i64 = buckets.iter().map(|b| b["count"].as_i64().unwrap()).sum();
@@ -805,20 +805,20 @@ async fn registry_resources_round_trip() {
         .post(
             "/api/v1/equipment",
             &token,
-            json!({"name": "Motor", "asset_tag": "M-1", "parent_id": t.a.equipment.id, "criticality": "critical"}),
+            json!({"name": "Motor", "assetTag": "M-1", "parentId": t.a.equipment.id, "criticality": "critical"}),
         )
         .await;
     let motor = r.data(StatusCode::CREATED).clone();
     t.post(
         "/api/v1/equipment",
         &token,
-        json!({"name": "Dup", "asset_tag": "M-1"}),
+        json!({"name": "Dup", "assetTag": "M-1"}),
     )
     .await
     .error(StatusCode::CONFLICT, "CONFLICT");
     let r = t
         .get(
-            &format!("/api/v1/equipment?parent_id={}", t.a.equipment.id),
+            &format!("/api/v1/equipment?parentId={}", t.a.equipment.id),
             &token,
         )
         .await;
@@ -842,13 +842,13 @@ async fn registry_resources_round_trip() {
         .post(
             "/api/v1/sensors",
             &token,
-            json!({"device_id": device_id, "equipment_id": motor["id"], "metric": "vibration", "unit": "mm/s"}),
+            json!({"deviceId": device_id, "equipmentId": motor["id"], "metric": "vibration", "unit": "mm/s"}),
         )
         .await;
     let sensor = r.data(StatusCode::CREATED).clone();
     let r = t
         .get(
-            &format!("/api/v1/sensors?device_id={}", device_id.as_str().unwrap()),
+            &format!("/api/v1/sensors?deviceId={}", device_id.as_str().unwrap()),
             &token,
         )
         .await;
@@ -965,7 +965,7 @@ async fn anomalies_and_dead_letters() {
     let r = t.get("/api/v1/dead-letters?limit=10", &token).await;
     let letters = r.data(StatusCode::OK).as_array().unwrap().clone();
     assert_eq!(letters.len(), 1, "only acme's dead letters");
-    assert_eq!(letters[0]["payload_text"], "{oops");
+    assert_eq!(letters[0]["payloadText"], "{oops");
     t.get("/api/v1/dead-letters?limit=0", &token)
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");

@@ -657,7 +657,7 @@ async fn user_administration_is_tenant_safe_and_needs_users_manage() {
     let listed = listed.data(StatusCode::OK).as_array().unwrap().clone();
     assert!(listed
         .iter()
-        .all(|u| u["organization_id"] == json!(t.b.tenant.org_id)));
+        .all(|u| u["organizationId"] == json!(t.b.tenant.org_id)));
 
     // Roles without users:manage get 403, in their own organization too.
     for role in [Role::Manager, Role::Technician, Role::Requester] {

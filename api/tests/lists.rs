@@ -261,7 +261,7 @@ async fn equipment_pages_walk_every_row_once_while_rows_are_added() {
     invalid(&app, &format!("{e}?cursor=5b2278222c22793e5d"), &token, "cursor").await;
     invalid(
         &app,
-        &format!("{e}?parent_id={}&root=true", a.equipment.id),
+        &format!("{e}?parentId={}&root=true", a.equipment.id),
         &token,
         "root",
     )
@@ -280,7 +280,7 @@ async fn equipment_pages_walk_every_row_once_while_rows_are_added() {
     let tampered = format!("{}0", &name_cursor[..name_cursor.len() - 1]);
     invalid(&app, &format!("{e}?cursor={tampered}"), &token, "cursor").await;
     // Values of the wrong type are rejected by the query parser.
-    bad_request(&app, &format!("{e}?parent_id=nope"), &token).await;
+    bad_request(&app, &format!("{e}?parentId=nope"), &token).await;
     bad_request(&app, &format!("{e}?root=maybe"), &token).await;
     bad_request(&app, &format!("{e}?limit=ten"), &token).await;
     t.cleanup().await;
@@ -320,7 +320,7 @@ async fn equipment_filters_combine() {
     assert_eq!(list("root=true").await, vec![id(&a.equipment), id(&line)]);
     assert_eq!(list("root=false").await, vec![id(&press)]);
     assert_eq!(
-        page(&app, &format!("/api/v1/equipment?parent_id={}", line.id), &token)
+        page(&app, &format!("/api/v1/equipment?parentId={}", line.id), &token)
             .await
             .0,
         vec![id(&press)]
@@ -499,7 +499,7 @@ async fn requests_list_pages_filters_and_keeps_requesters_to_their_own() {
     // The manager walks Ann's requests while she files another one: it is
     // newer than the position reached, so the walk neither sees it nor
     // repeats or skips anything.
-    let base = format!("/api/v1/requests?requested_by={ann_id}&limit=10");
+    let base = format!("/api/v1/requests?requestedBy={ann_id}&limit=10");
     let (mut seen, mut next) = page(&app, &base, &mia).await;
     let late = file(&ann_id, "Late request".into(), None).await;
     let mut sizes = vec![seen.len()];
@@ -529,9 +529,9 @@ async fn requests_list_pages_filters_and_keeps_requesters_to_their_own() {
         }
     };
     let r = "/api/v1/requests?limit=500";
-    assert_eq!(ids(format!("{r}&requested_by={bob_id}"), mia.clone()).await, bobs);
+    assert_eq!(ids(format!("{r}&requestedBy={bob_id}"), mia.clone()).await, bobs);
     assert_eq!(
-        ids(format!("{r}&equipment_id={}", a.equipment.id), mia.clone())
+        ids(format!("{r}&equipmentId={}", a.equipment.id), mia.clone())
             .await
             .len(),
         5
@@ -552,7 +552,7 @@ async fn requests_list_pages_filters_and_keeps_requesters_to_their_own() {
         HashSet::from([some])
     );
     assert_eq!(
-        ids(format!("{r}&status=pending&requested_by={ann_id}"), mia.clone())
+        ids(format!("{r}&status=pending&requestedBy={ann_id}"), mia.clone())
             .await
             .len(),
         25
@@ -562,7 +562,7 @@ async fn requests_list_pages_filters_and_keeps_requesters_to_their_own() {
     let mut own = anns.clone();
     own.insert(late.clone());
     assert_eq!(ids(r.to_string(), ann.clone()).await, own);
-    assert!(ids(format!("{r}&requested_by={bob_id}"), ann.clone())
+    assert!(ids(format!("{r}&requestedBy={bob_id}"), ann.clone())
         .await
         .is_empty());
     assert_eq!(ids(r.to_string(), bob.clone()).await, bobs);
@@ -571,7 +571,7 @@ async fn requests_list_pages_filters_and_keeps_requesters_to_their_own() {
     invalid(&app, "/api/v1/requests?cursor=garbage", &mia, "cursor").await;
     invalid(&app, "/api/v1/requests?cursor=123.notauuid", &mia, "cursor").await;
     invalid(&app, "/api/v1/requests?limit=1000", &mia, "limit").await;
-    bad_request(&app, "/api/v1/requests?requested_by=ann", &mia).await;
+    bad_request(&app, "/api/v1/requests?requestedBy=ann", &mia).await;
     t.cleanup().await;
 }
 
@@ -588,7 +588,7 @@ async fn openapi_documents_the_list_parameters() {
                 "q",
                 "status",
                 "criticality",
-                "parent_id",
+                "parentId",
                 "root",
                 "location",
                 "cursor",
@@ -598,7 +598,7 @@ async fn openapi_documents_the_list_parameters() {
         ("/api/v1/users", &["q", "role", "active", "cursor", "limit"][..]),
         (
             "/api/v1/requests",
-            &["status", "equipment_id", "requested_by", "cursor", "limit"][..],
+            &["status", "equipmentId", "requestedBy", "cursor", "limit"][..],
         ),
     ] {
         let params: Vec<&str> = doc["paths"][path]["get"]["parameters"]

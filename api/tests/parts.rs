@@ -119,7 +119,7 @@ impl TestApp {
             .post_ok(
                 "/api/v1/parts",
                 token,
-                json!({"sku": sku, "name": format!("Part {sku}"), "unit_cost_cents": 1500, "reorder_point": 2}),
+                json!({"sku": sku, "name": format!("Part {sku}"), "unitCostCents": 1500, "reorderPoint": 2}),
                 StatusCode::CREATED,
             )
             .await;
@@ -155,7 +155,7 @@ async fn catalog_ledger_reservations_and_cost() {
         .post(
             "/api/v1/parts",
             &tok,
-            json!({"sku": "", "name": "x", "unit_cost_cents": -1}),
+            json!({"sku": "", "name": "x", "unitCostCents": -1}),
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
@@ -165,7 +165,7 @@ async fn catalog_ledger_reservations_and_cost() {
         .iter()
         .map(|d| d["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["sku", "unit_cost_cents"]);
+    assert_eq!(fields, ["sku", "unitCostCents"]);
     let (s, _) = t
         .post("/api/v1/stock-locations", &tok, json!({"name": "Store BRG-6204"}))
         .await;
@@ -190,7 +190,7 @@ async fn catalog_ledger_reservations_and_cost() {
         .post_ok(
             &format!("/api/v1/parts/{part}/receive"),
             &tok,
-            json!({"location_id": loc, "quantity": 4}),
+            json!({"locationId": loc, "quantity": 4}),
             StatusCode::CREATED,
         )
         .await;
@@ -198,12 +198,12 @@ async fn catalog_ledger_reservations_and_cost() {
         (m["kind"].as_str(), m["quantity"].as_i64()),
         (Some("receive"), Some(4))
     );
-    assert_eq!(m["unit_cost_cents"], 1500);
+    assert_eq!(m["unitCostCents"], 1500);
     let (s, b) = t
         .post(
             &format!("/api/v1/parts/{part}/issue"),
             &tok,
-            json!({"location_id": loc, "quantity": 5, "work_order_id": wo}),
+            json!({"locationId": loc, "quantity": 5, "workOrderId": wo}),
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
@@ -212,7 +212,7 @@ async fn catalog_ledger_reservations_and_cost() {
         .post(
             &format!("/api/v1/parts/{part}/issue"),
             &tok,
-            json!({"location_id": loc, "quantity": 1}),
+            json!({"locationId": loc, "quantity": 1}),
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "missing work order: {b}");
@@ -220,7 +220,7 @@ async fn catalog_ledger_reservations_and_cost() {
         .post(
             &format!("/api/v1/parts/{part}/adjust"),
             &tok,
-            json!({"location_id": loc, "quantity": -1, "note": ""}),
+            json!({"locationId": loc, "quantity": -1, "note": ""}),
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
@@ -231,7 +231,7 @@ async fn catalog_ledger_reservations_and_cost() {
         .post_ok(
             &format!("/api/v1/work-orders/{wo}/reservations"),
             &tok,
-            json!({"part_id": part, "location_id": loc, "quantity": 3}),
+            json!({"partId": part, "locationId": loc, "quantity": 3}),
             StatusCode::CREATED,
         )
         .await;
@@ -240,7 +240,7 @@ async fn catalog_ledger_reservations_and_cost() {
         .post(
             &format!("/api/v1/work-orders/{wo}/reservations"),
             &tok,
-            json!({"part_id": part, "location_id": loc, "quantity": 2}),
+            json!({"partId": part, "locationId": loc, "quantity": 2}),
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
@@ -251,14 +251,14 @@ async fn catalog_ledger_reservations_and_cost() {
     t.post_ok(
         &format!("/api/v1/parts/{part}/issue"),
         &tok,
-        json!({"location_id": loc, "quantity": 2, "work_order_id": wo}),
+        json!({"locationId": loc, "quantity": 2, "workOrderId": wo}),
         StatusCode::CREATED,
     )
     .await;
     t.post_ok(
         &format!("/api/v1/parts/{part}/return"),
         &tok,
-        json!({"location_id": van, "quantity": 1, "work_order_id": wo}),
+        json!({"locationId": van, "quantity": 1, "workOrderId": wo}),
         StatusCode::CREATED,
     )
     .await;
@@ -268,27 +268,24 @@ async fn catalog_ledger_reservations_and_cost() {
     let d = &b["data"];
     assert_eq!(
         (
-            d["on_hand"].as_i64(),
+            d["onHand"].as_i64(),
             d["reserved"].as_i64(),
             d["available"].as_i64()
         ),
         (Some(3), Some(1), Some(2))
     );
-    assert_eq!(d["low_stock"], false);
+    assert_eq!(d["lowStock"], false);
     let locations = d["locations"].as_array().unwrap();
     assert_eq!(locations.len(), 2);
-    assert_eq!(locations[0]["location_name"], "Store BRG-6204");
+    assert_eq!(locations[0]["locationName"], "Store BRG-6204");
     assert_eq!(
-        (
-            locations[0]["on_hand"].as_i64(),
-            locations[0]["reserved"].as_i64()
-        ),
+        (locations[0]["onHand"].as_i64(), locations[0]["reserved"].as_i64()),
         (Some(2), Some(1))
     );
     assert_eq!(
         (
-            locations[1]["location_name"].as_str(),
-            locations[1]["on_hand"].as_i64()
+            locations[1]["locationName"].as_str(),
+            locations[1]["onHand"].as_i64()
         ),
         (Some("Van 1"), Some(1))
     );
@@ -298,9 +295,9 @@ async fn catalog_ledger_reservations_and_cost() {
     let d = &b["data"];
     assert_eq!(d["issued"][0]["issued"], 2);
     assert_eq!(d["issued"][0]["returned"], 1);
-    assert_eq!(d["issued"][0]["cost_cents"], 1500);
+    assert_eq!(d["issued"][0]["costCents"], 1500);
     assert_eq!(d["reserved"][0]["quantity"], 1);
-    assert_eq!(d["total_cost_cents"], 1500);
+    assert_eq!(d["totalCostCents"], 1500);
 
     // The ledger, newest first, in pages.
     let (s, b) = t
@@ -322,7 +319,7 @@ async fn catalog_ledger_reservations_and_cost() {
         )
         .await;
     assert_eq!(b["data"][0]["kind"], "receive");
-    assert_eq!(b["data"][0]["on_hand_after"], 4);
+    assert_eq!(b["data"][0]["onHandAfter"], 4);
     assert!(b["meta"]["nextCursor"].is_null());
 
     // Search, low-stock filter and PATCH.
@@ -330,7 +327,7 @@ async fn catalog_ledger_reservations_and_cost() {
     let (_, b) = t.get("/api/v1/parts?q=brg", &tok).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 1);
     assert_eq!(b["data"][0]["sku"], "BRG-6204");
-    let (_, b) = t.get("/api/v1/parts?low_stock=true", &tok).await;
+    let (_, b) = t.get("/api/v1/parts?lowStock=true", &tok).await;
     let low: Vec<&str> = b["data"]
         .as_array()
         .unwrap()
@@ -343,13 +340,13 @@ async fn catalog_ledger_reservations_and_cost() {
             Method::PATCH,
             &format!("/api/v1/parts/{part}"),
             &tok,
-            Some(json!({"reorder_point": 3, "name": "Deep-groove bearing"})),
+            Some(json!({"reorderPoint": 3, "name": "Deep-groove bearing"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["data"]["name"], "Deep-groove bearing");
-    assert_eq!(b["data"]["low_stock"], true);
-    let (_, b) = t.get("/api/v1/parts?low_stock=true&limit=1", &tok).await;
+    assert_eq!(b["data"]["lowStock"], true);
+    let (_, b) = t.get("/api/v1/parts?lowStock=true&limit=1", &tok).await;
     assert_eq!(b["data"].as_array().unwrap().len(), 1);
     assert!(b["meta"]["nextCursor"].is_string());
 
@@ -402,7 +399,7 @@ async fn permissions_by_role() {
     t.post_ok(
         &format!("/api/v1/parts/{part}/receive"),
         &t.admin_a,
-        json!({"location_id": loc, "quantity": 5}),
+        json!({"locationId": loc, "quantity": 5}),
         StatusCode::CREATED,
     )
     .await;
@@ -423,23 +420,23 @@ async fn permissions_by_role() {
             "GET {uri}: {b}"
         );
     }
-    let issue_body = json!({"location_id": loc, "quantity": 1, "work_order_id": wo});
+    let issue_body = json!({"locationId": loc, "quantity": 1, "workOrderId": wo});
     let writes = [
         ("/api/v1/parts".to_string(), json!({"sku": "X", "name": "x"})),
         ("/api/v1/stock-locations".to_string(), json!({"name": "Shelf"})),
         (
             format!("/api/v1/parts/{part}/receive"),
-            json!({"location_id": loc, "quantity": 1}),
+            json!({"locationId": loc, "quantity": 1}),
         ),
         (format!("/api/v1/parts/{part}/issue"), issue_body.clone()),
         (format!("/api/v1/parts/{part}/return"), issue_body.clone()),
         (
             format!("/api/v1/parts/{part}/adjust"),
-            json!({"location_id": loc, "quantity": 1, "note": "x"}),
+            json!({"locationId": loc, "quantity": 1, "note": "x"}),
         ),
         (
             format!("/api/v1/work-orders/{wo}/reservations"),
-            json!({"part_id": part, "location_id": loc, "quantity": 1}),
+            json!({"partId": part, "locationId": loc, "quantity": 1}),
         ),
     ];
     for (uri, body) in &writes {
@@ -498,7 +495,7 @@ async fn other_organizations_ids_are_not_found() {
     t.post_ok(
         &format!("/api/v1/parts/{part_b}/receive"),
         &t.admin_b,
-        json!({"location_id": loc_b, "quantity": 5}),
+        json!({"locationId": loc_b, "quantity": 5}),
         StatusCode::CREATED,
     )
     .await;
@@ -506,7 +503,7 @@ async fn other_organizations_ids_are_not_found() {
         .post_ok(
             &format!("/api/v1/work-orders/{wo_b}/reservations"),
             &t.admin_b,
-            json!({"part_id": part_b, "location_id": loc_b, "quantity": 1}),
+            json!({"partId": part_b, "locationId": loc_b, "quantity": 1}),
             StatusCode::CREATED,
         )
         .await["id"]
@@ -527,21 +524,21 @@ async fn other_organizations_ids_are_not_found() {
             "GET {uri}: {b}"
         );
     }
-    let movement = json!({"location_id": loc_a, "quantity": 1, "work_order_id": wo_a});
+    let movement = json!({"locationId": loc_a, "quantity": 1, "workOrderId": wo_a});
     for (uri, body) in [
         (
             format!("/api/v1/parts/{part_b}/receive"),
-            json!({"location_id": loc_a, "quantity": 1}),
+            json!({"locationId": loc_a, "quantity": 1}),
         ),
         (format!("/api/v1/parts/{part_b}/issue"), movement.clone()),
         (format!("/api/v1/parts/{part_b}/return"), movement),
         (
             format!("/api/v1/parts/{part_b}/adjust"),
-            json!({"location_id": loc_a, "quantity": 1, "note": "x"}),
+            json!({"locationId": loc_a, "quantity": 1, "note": "x"}),
         ),
         (
             format!("/api/v1/work-orders/{wo_b}/reservations"),
-            json!({"part_id": part_a, "location_id": loc_a, "quantity": 1}),
+            json!({"partId": part_a, "locationId": loc_a, "quantity": 1}),
         ),
     ] {
         let (s, b) = t.post(&uri, tok, body).await;
@@ -570,15 +567,15 @@ async fn other_organizations_ids_are_not_found() {
         .post(
             &format!("/api/v1/parts/{part_a}/receive"),
             tok,
-            json!({"location_id": loc_b, "quantity": 1}),
+            json!({"locationId": loc_b, "quantity": 1}),
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    assert_eq!(b["error"]["details"][0]["field"], "location_id");
+    assert_eq!(b["error"]["details"][0]["field"], "locationId");
     t.post_ok(
         &format!("/api/v1/parts/{part_a}/receive"),
         tok,
-        json!({"location_id": loc_a, "quantity": 1}),
+        json!({"locationId": loc_a, "quantity": 1}),
         StatusCode::CREATED,
     )
     .await;
@@ -586,11 +583,11 @@ async fn other_organizations_ids_are_not_found() {
         .post(
             &format!("/api/v1/parts/{part_a}/issue"),
             tok,
-            json!({"location_id": loc_a, "quantity": 1, "work_order_id": wo_b}),
+            json!({"locationId": loc_a, "quantity": 1, "workOrderId": wo_b}),
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    assert_eq!(b["error"]["details"][0]["field"], "work_order_id");
+    assert_eq!(b["error"]["details"][0]["field"], "workOrderId");
     // A's lists hold none of B's rows.
     let (_, b) = t.get("/api/v1/parts", tok).await;
     assert!(b["data"]

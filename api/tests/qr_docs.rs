@@ -273,7 +273,7 @@ async fn request_form_and_api_docs_are_served_with_a_csp() {
         "/api/v1/auth/login",
         "/api/v1/equipment/",
         "/api/v1/requests",
-        "equipment_id",
+        "equipmentId",
     ] {
         assert!(form_js.contains(needle), "request.js uses {needle}");
     }

@@ -35,7 +35,7 @@ async fn requests_flow_and_requester_scope() {
         Method::POST,
         "/api/v1/requests",
         Some(&ann),
-        Some(json!({"title": "Pump leaking", "description": "puddle under P-101", "equipment_id": a.equipment.id})),
+        Some(json!({"title": "Pump leaking", "description": "puddle under P-101", "equipmentId": a.equipment.id})),
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -91,10 +91,10 @@ async fn requests_flow_and_requester_scope() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let wo = body["data"]["work_order"].clone();
+    let wo = body["data"]["workOrder"].clone();
     assert_eq!(wo["priority"], "high");
     assert_eq!(
-        wo["requested_by"],
+        wo["requestedBy"],
         json!(add_user_id(&t.db, &a, "ann@req-a.test").await)
     );
     assert_eq!(body["data"]["request"]["status"], "approved");
@@ -208,10 +208,7 @@ async fn requests_flow_and_requester_scope() {
     )
     .await;
     assert_eq!(body["data"]["status"], "rejected");
-    assert_eq!(
-        body["data"]["rejection_reason"],
-        "Not maintenance: ask facilities"
-    );
+    assert_eq!(body["data"]["rejectionReason"], "Not maintenance: ask facilities");
     t.cleanup().await;
 }
 
@@ -238,8 +235,8 @@ async fn pm_schedules_over_http() {
     let admin = login(&app, &a.admin.email).await;
     let tech = login(&app, "tech@pmh-a.test").await;
     let other = login(&app, &b.admin.email).await;
-    let body = json!({"title": "Monthly lube", "equipment_id": a.equipment.id, "trigger": "calendar",
-                      "interval_count": 1, "interval_unit": "month"});
+    let body = json!({"title": "Monthly lube", "equipmentId": a.equipment.id, "trigger": "calendar",
+                      "intervalCount": 1, "intervalUnit": "month"});
     let (status, _) = call(
         &app,
         Method::POST,
@@ -288,7 +285,7 @@ async fn pm_schedules_over_http() {
         Method::POST,
         "/api/v1/pm-schedules",
         Some(&admin),
-        Some(json!({"title": "x", "equipment_id": a.equipment.id, "trigger": "condition"})),
+        Some(json!({"title": "x", "equipmentId": a.equipment.id, "trigger": "condition"})),
     )
     .await;
     assert_eq!(status, 422, "{bad}");

@@ -63,15 +63,15 @@ async fn completion_is_refused_until_the_work_order_has_what_its_kind_needs() {
         "/api/v1/work-orders",
         &tech,
         Some(json!({
-            "title": "Pump leaks", "equipment_id": org.equipment.id, "problem_code": "lek",
+            "title": "Pump leaks", "equipmentId": org.equipment.id, "problemCode": "lek",
             "checklist": [{"label": "Isolate and drain"}, {"label": "Photograph the seal", "required": false}]
         })),
         201,
     )
     .await;
     let id = wo["id"].as_str().unwrap().to_string();
-    assert_eq!(wo["problem_code"], "LEK");
-    assert_eq!(wo["equipment_id"], org.equipment.id.to_string());
+    assert_eq!(wo["problemCode"], "LEK");
+    assert_eq!(wo["equipmentId"], org.equipment.id.to_string());
     let uri = |rest: &str| format!("/api/v1/work-orders/{id}{rest}");
     expect(
         &app,
@@ -108,11 +108,11 @@ async fn completion_is_refused_until_the_work_order_has_what_its_kind_needs() {
     assert_eq!(err["code"], "VALIDATION_ERROR");
     assert_eq!(
         error_fields(&err),
-        ["checklist[0]", "downtime[0]", "cause_code", "remedy_code"]
+        ["checklist[0]", "downtime[0]", "causeCode", "remedyCode"]
     );
     let now = expect(&app, Method::GET, &uri(""), &tech, None, 200).await;
     assert_eq!(
-        (now["status"].as_str(), &now["completed_at"]),
+        (now["status"].as_str(), &now["completedAt"]),
         (Some("in_progress"), &Value::Null)
     );
 
@@ -122,12 +122,12 @@ async fn completion_is_refused_until_the_work_order_has_what_its_kind_needs() {
         Method::PATCH,
         &uri(""),
         &tech,
-        Some(json!({"cause_code": "WEA", "remedy_code": "REP", "due_at": null})),
+        Some(json!({"causeCode": "WEA", "remedyCode": "REP", "dueAt": null})),
         200,
     )
     .await;
     assert_eq!(
-        (&patched["cause_code"], &patched["remedy_code"]),
+        (&patched["causeCode"], &patched["remedyCode"]),
         (&json!("WEA"), &json!("REP"))
     );
     let items = expect(&app, Method::GET, &uri("/checklist"), &tech, None, 200).await;
@@ -167,7 +167,7 @@ async fn completion_is_refused_until_the_work_order_has_what_its_kind_needs() {
     )
     .await;
     assert_eq!(done["status"], "completed");
-    assert!(done["completed_at"].is_string());
+    assert!(done["completedAt"].is_string());
 
     // Completed: the checklist is frozen and codes may not be cleared.
     expect(
@@ -184,11 +184,11 @@ async fn completion_is_refused_until_the_work_order_has_what_its_kind_needs() {
         Method::PATCH,
         &uri(""),
         &tech,
-        Some(json!({"problem_code": null})),
+        Some(json!({"problemCode": null})),
         422,
     )
     .await;
-    assert_eq!(error_fields(&err), ["problem_code"]);
+    assert_eq!(error_fields(&err), ["problemCode"]);
     t.cleanup().await;
 }
 
@@ -229,7 +229,7 @@ async fn assignees_are_active_users_of_the_organization_and_filter_the_list() {
         201,
     )
     .await;
-    assert_eq!((&wo["assigned_to"], &wo["assignees"]), (&json!(t1), &json!([t1])));
+    assert_eq!((&wo["assignedTo"], &wo["assignees"]), (&json!(t1), &json!([t1])));
     let id = wo["id"].as_str().unwrap();
     let uri = format!("/api/v1/work-orders/{id}/assignees");
 
@@ -274,7 +274,7 @@ async fn assignees_are_active_users_of_the_organization_and_filter_the_list() {
     )
     .await;
     assert_eq!(
-        (&wo["assigned_to"], &wo["assignees"]),
+        (&wo["assignedTo"], &wo["assignees"]),
         (&json!(t2), &json!([t2, t1]))
     );
     // Both spellings of the filter match any assignee, lead or not.
@@ -297,7 +297,7 @@ async fn assignees_are_active_users_of_the_organization_and_filter_the_list() {
     let list = expect(
         &app,
         Method::GET,
-        &format!("/api/v1/work-orders?assigned_to={gone}"),
+        &format!("/api/v1/work-orders?assignedTo={gone}"),
         &admin,
         None,
         200,
@@ -421,11 +421,11 @@ async fn failure_codes_are_read_by_everyone_and_managed_by_managers() {
         Method::POST,
         "/api/v1/work-orders",
         &tech,
-        Some(json!({"title": "Rusty", "problem_code": "COR", "remedy_code": "WEA"})),
+        Some(json!({"title": "Rusty", "problemCode": "COR", "remedyCode": "WEA"})),
         422,
     )
     .await;
-    assert_eq!(error_fields(&err), ["problem_code", "remedy_code"]);
+    assert_eq!(error_fields(&err), ["problemCode", "remedyCode"]);
     // The new permission is in the manager's token, not the technician's.
     let me = expect(&app, Method::GET, "/api/v1/me", &manager, None, 200).await;
     assert!(me.to_string().contains("failure_codes:manage"), "{me}");
@@ -449,7 +449,7 @@ async fn downtime_and_checklists_over_http() {
         "/api/v1/work-orders",
         &admin,
         Some(
-            json!({"title": "Inspect fan", "kind": "inspection", "equipment_id": org.equipment.id,
+            json!({"title": "Inspect fan", "kind": "inspection", "equipmentId": org.equipment.id,
                     "checklist": [{"label": "Blades", "required": true}]}),
         ),
         201,
@@ -574,10 +574,7 @@ async fn downtime_and_checklists_over_http() {
         422,
     )
     .await;
-    assert_eq!(
-        error_fields(&err),
-        ["checklist[0]", "checklist[1]", "remedy_code"]
-    );
+    assert_eq!(error_fields(&err), ["checklist[0]", "checklist[1]", "remedyCode"]);
     for item in list.as_array().unwrap() {
         let item_uri = uri(&format!("/checklist/{}", item["id"].as_str().unwrap()));
         expect(
@@ -595,7 +592,7 @@ async fn downtime_and_checklists_over_http() {
         Method::PATCH,
         &uri(""),
         &admin,
-        Some(json!({"remedy_code": "NON"})),
+        Some(json!({"remedyCode": "NON"})),
         200,
     )
     .await;

@@ -11,6 +11,7 @@ use crate::error::{FieldError, ModelError, Referenced, Result};
 use crate::{events, work_orders};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Comment {
     pub id: Uuid,
     pub work_order_id: Uuid,
@@ -26,6 +27,7 @@ pub struct NewComment {
 }
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TimeLog {
     pub id: Uuid,
     pub work_order_id: Uuid,
@@ -37,6 +39,7 @@ pub struct TimeLog {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewTimeLog {
     /// Labour minutes, 1-1440.
     pub minutes: i32,
@@ -50,6 +53,7 @@ pub struct NewTimeLog {
 
 /// A work order's time logs and their total.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TimeSheet {
     pub entries: Vec<TimeLog>,
     pub total_minutes: i64,
@@ -99,11 +103,11 @@ pub async fn log_time(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid, new: Ne
     }
     let today = Utc::now().date_naive();
     if new.performed_on.is_some_and(|d| d > today) {
-        errors.push(FieldError::new("performed_on", "must not be in the future"));
+        errors.push(FieldError::new("performedOn", "must not be in the future"));
     }
     let user_id = new.user_id.or(tenant.actor.user_id());
     if user_id.is_none() {
-        errors.push(FieldError::new("user_id", "required when a service logs time"));
+        errors.push(FieldError::new("userId", "required when a service logs time"));
     }
     if !errors.is_empty() {
         return Err(ModelError::Validation(errors));
@@ -121,7 +125,7 @@ pub async fn log_time(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid, new: Ne
     if let Some(u) = new.user_id {
         crate::users::get(tx, u)
             .await
-            .referenced("user_id", "no such user")?;
+            .referenced("userId", "no such user")?;
     }
     let log = sqlx::query_as::<_, TimeLog>(
         "INSERT INTO work_order_time_logs (id, organization_id, work_order_id, user_id, minutes, performed_on, note)

@@ -13,6 +13,7 @@ use crate::events;
 use crate::page::{self, Cursor, Page};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Anomaly {
     pub id: Uuid,
     pub sensor_id: Uuid,
@@ -54,6 +55,7 @@ pub struct NewAnomaly {
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct AnomalyFilter {
     /// open | closed
     pub status: Option<String>,

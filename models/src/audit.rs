@@ -12,6 +12,7 @@ use crate::error::{ModelError, Result};
 use crate::page;
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub id: i64,
     pub table_name: String,
@@ -31,6 +32,7 @@ pub struct AuditEntry {
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditFilter {
     /// Only changes to this table, e.g. `work_orders`.
     pub table: Option<String>,

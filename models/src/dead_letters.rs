@@ -10,6 +10,7 @@ use crate::db::{set_org, Db};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub id: i64,
     pub received_at: DateTime<Utc>,

@@ -15,6 +15,7 @@ use crate::error::{on_constraint, FieldError, ModelError, Referenced, Result};
 use crate::{equipment, events};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Device {
     pub id: Uuid,
     /// The `{device}` part of the MQTT topic `mp/v1/{org}/{device}/telemetry`.
@@ -41,6 +42,7 @@ pub struct DeviceCredentials {
 }
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Sensor {
     pub id: Uuid,
     pub device_id: Uuid,
@@ -55,6 +57,7 @@ pub struct Sensor {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewSensor {
     pub device_id: Uuid,
     pub equipment_id: Uuid,
@@ -133,10 +136,10 @@ pub async fn create_sensor(tx: &mut Tx, tenant: &Tenant, new: NewSensor) -> Resu
     }
     if let (Some(lo), Some(hi)) = (new.min_value, new.max_value) {
         if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
-            errors.push(FieldError::new("max_value", "must be greater than min_value"));
+            errors.push(FieldError::new("maxValue", "must be greater than min_value"));
         }
     }
-    for (field, v) in [("min_value", new.min_value), ("max_value", new.max_value)] {
+    for (field, v) in [("minValue", new.min_value), ("maxValue", new.max_value)] {
         if v.is_some_and(|v| !v.is_finite()) {
             errors.push(FieldError::new(field, "must be a finite number"));
         }
@@ -146,10 +149,10 @@ pub async fn create_sensor(tx: &mut Tx, tenant: &Tenant, new: NewSensor) -> Resu
     }
     get_device(tx, new.device_id)
         .await
-        .referenced("device_id", "no such device")?;
+        .referenced("deviceId", "no such device")?;
     equipment::get(tx, new.equipment_id)
         .await
-        .referenced("equipment_id", "no such equipment")?;
+        .referenced("equipmentId", "no such equipment")?;
     let name = new
         .name
         .filter(|n| !n.trim().is_empty())

@@ -12,6 +12,7 @@ use crate::events;
 use crate::page::{self, KeyCursor, Page};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Equipment {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
@@ -28,6 +29,7 @@ pub struct Equipment {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewEquipment {
     pub name: String,
     pub asset_tag: String,
@@ -60,7 +62,7 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewEquipment) -> Result<E
     }
     let tag = new.asset_tag.trim();
     if tag.is_empty() || tag.len() > 64 {
-        errors.push(FieldError::new("asset_tag", "must be 1-64 characters"));
+        errors.push(FieldError::new("assetTag", "must be 1-64 characters"));
     }
     let criticality = new.criticality.as_deref().unwrap_or("medium");
     if !CRITICALITIES.contains(&criticality) {
@@ -76,7 +78,7 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewEquipment) -> Result<E
         // RLS makes another organization's equipment invisible: 404 either way.
         get(tx, parent)
             .await
-            .referenced("parent_id", "no such equipment")?;
+            .referenced("parentId", "no such equipment")?;
     }
     let eq = sqlx::query_as::<_, Equipment>(&format!(
         "INSERT INTO equipment (id, organization_id, parent_id, name, asset_tag, description, location, criticality)
@@ -113,6 +115,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Equipment> {
 /// with `q` it is a ranked search.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct EquipmentFilter {
     /// Full-text search over asset tag, name, location and description.
     /// Websearch syntax (`"exact phrase"`, `-not`, `or`); every word also
@@ -447,6 +450,7 @@ mod tests {
 
 /// Changes to an equipment record; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct EquipmentUpdate {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -497,7 +501,7 @@ pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, change: EquipmentUpd
     }
     if change.move_to_root && change.parent_id.is_some() {
         errors.push(FieldError::new(
-            "parent_id",
+            "parentId",
             "give parent_id or move_to_root, not both",
         ));
     }
@@ -515,10 +519,10 @@ pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, change: EquipmentUpd
         change.parent_id.or(current.parent_id)
     };
     if let Some(p) = change.parent_id {
-        let parent = get(tx, p).await.referenced("parent_id", "no such equipment")?;
+        let parent = get(tx, p).await.referenced("parentId", "no such equipment")?;
         if subtree_ids(tx, id).await?.contains(&parent.id) {
             return Err(ModelError::invalid(
-                "parent_id",
+                "parentId",
                 "cannot move equipment under itself or one of its descendants",
             ));
         }

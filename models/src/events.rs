@@ -11,6 +11,7 @@ use crate::db::{Tenant, Tx};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Event {
     pub id: i64,
     pub kind: String,

@@ -10,6 +10,7 @@ use crate::db::{set_org, Db};
 use crate::error::{on_constraint, ModelError, Result};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Organization {
     pub id: Uuid,
     pub slug: String,

@@ -13,6 +13,7 @@ pub const MAX_LIMIT: i64 = 500;
 
 /// A page of results and the cursor for the next one.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.

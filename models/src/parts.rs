@@ -34,6 +34,7 @@ const ACTIVE_WORK_ORDER: &str = "('open', 'in_progress', 'on_hold')";
 
 /// A part of the catalog with its stock over all locations.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Part {
     pub id: Uuid,
     /// Unique per organization.
@@ -62,6 +63,7 @@ pub struct Part {
 
 /// A part's stock at one location.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LocationStock {
     pub location_id: Uuid,
     pub location_name: String,
@@ -80,6 +82,7 @@ pub struct PartDetail {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewPart {
     pub sku: String,
     pub name: String,
@@ -97,6 +100,7 @@ pub struct NewPart {
 
 /// Changes to a part; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PartPatch {
     pub sku: Option<String>,
     pub name: Option<String>,
@@ -108,6 +112,7 @@ pub struct PartPatch {
 }
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct StockLocation {
     pub id: Uuid,
     /// Unique per organization.
@@ -173,6 +178,7 @@ impl FromStr for MovementKind {
 
 /// One row of the stock ledger.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct StockMovement {
     pub id: Uuid,
     pub part_id: Uuid,
@@ -230,6 +236,7 @@ const MOVEMENT_COLUMNS: &str =
 
 /// Stock arriving at a location.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ReceiveStock {
     pub location_id: Uuid,
     /// Greater than 0.
@@ -241,6 +248,7 @@ pub struct ReceiveStock {
 
 /// Stock leaving a location for a work order.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct IssueStock {
     pub location_id: Uuid,
     /// Greater than 0.
@@ -253,6 +261,7 @@ pub struct IssueStock {
 /// so it may leave reservations uncovered (available then goes negative);
 /// it can never take on hand below zero.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AdjustStock {
     pub location_id: Uuid,
     /// Signed, not 0: positive adds, negative removes.
@@ -263,6 +272,7 @@ pub struct AdjustStock {
 
 /// Unused stock coming back from a work order to a location.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ReturnStock {
     pub location_id: Uuid,
     /// Greater than 0, at most what the work order still holds.
@@ -355,22 +365,22 @@ impl NewMovement {
         match (self.kind, self.unit_cost_cents) {
             (MovementKind::Receive, Some(c)) if !(0..=MAX_UNIT_COST_CENTS).contains(&c) => {
                 errors.push(FieldError::new(
-                    "unit_cost_cents",
+                    "unitCostCents",
                     format!("must be between 0 and {MAX_UNIT_COST_CENTS}"),
                 ))
             }
             (MovementKind::Receive, _) | (_, None) => {}
             (_, Some(_)) => errors.push(FieldError::new(
-                "unit_cost_cents",
+                "unitCostCents",
                 "only a receipt sets a cost; issues use the part's unit cost",
             )),
         }
         let needs_wo = matches!(self.kind, MovementKind::Issue | MovementKind::Return);
         if needs_wo && self.work_order_id.is_none() {
-            errors.push(FieldError::new("work_order_id", "is required"));
+            errors.push(FieldError::new("workOrderId", "is required"));
         } else if !needs_wo && self.work_order_id.is_some() {
             errors.push(FieldError::new(
-                "work_order_id",
+                "workOrderId",
                 "only issues and returns name a work order",
             ));
         }
@@ -401,6 +411,7 @@ impl NewMovement {
 
 /// Stock reserved for a work order at a location.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Reservation {
     pub id: Uuid,
     pub work_order_id: Uuid,
@@ -415,6 +426,7 @@ pub struct Reservation {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewReservation {
     pub part_id: Uuid,
     pub location_id: Uuid,
@@ -424,6 +436,7 @@ pub struct NewReservation {
 
 /// What a work order consumed of one part.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct IssuedPart {
     pub part_id: Uuid,
     pub sku: String,
@@ -439,6 +452,7 @@ pub struct IssuedPart {
 
 /// A work order's parts: what it used, what it has reserved, and the cost.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkOrderParts {
     pub work_order_id: Uuid,
     pub issued: Vec<IssuedPart>,
@@ -449,6 +463,7 @@ pub struct WorkOrderParts {
 
 /// The `part.low_stock` event.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct LowStock<'a> {
     part_id: Uuid,
     sku: &'a str,
@@ -504,13 +519,13 @@ fn validate_part(patch: &PartPatch) -> Result<()> {
         errors.push(FieldError::new("description", "must be at most 20000 bytes"));
     }
     if let Some(c) = patch.unit_cost_cents {
-        check_range(&mut errors, "unit_cost_cents", c, MAX_UNIT_COST_CENTS);
+        check_range(&mut errors, "unitCostCents", c, MAX_UNIT_COST_CENTS);
     }
     if let Some(r) = patch.reorder_point {
-        check_range(&mut errors, "reorder_point", r, MAX_QUANTITY);
+        check_range(&mut errors, "reorderPoint", r, MAX_QUANTITY);
     }
     if let Some(r) = patch.reorder_qty {
-        check_range(&mut errors, "reorder_qty", r, MAX_QUANTITY);
+        check_range(&mut errors, "reorderQty", r, MAX_QUANTITY);
     }
     if errors.is_empty() {
         Ok(())
@@ -622,6 +637,7 @@ pub async fn part_detail(tx: &mut Tx, id: Uuid) -> Result<PartDetail> {
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct PartFilter {
     /// Search in SKU and name (case-insensitive substring).
     pub q: Option<String>,
@@ -733,7 +749,7 @@ async fn lock_part(tx: &mut Tx, id: Uuid) -> Result<i64> {
 async fn location_ref(tx: &mut Tx, id: Uuid) -> Result<StockLocation> {
     get_location(tx, id)
         .await
-        .referenced("location_id", "no such stock location")
+        .referenced("locationId", "no such stock location")
 }
 
 /// A referenced work order's (code, status), or a validation error.
@@ -742,7 +758,7 @@ async fn work_order_ref(tx: &mut Tx, id: Uuid) -> Result<(String, String)> {
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?
-        .ok_or_else(|| ModelError::invalid("work_order_id", "no such work order"))
+        .ok_or_else(|| ModelError::invalid("workOrderId", "no such work order"))
 }
 
 /// On hand at a location (None when the part never was there), row locked.
@@ -989,6 +1005,7 @@ async fn check_low_stock(tx: &mut Tx, tenant: &Tenant, part_id: Uuid) -> Result<
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct MovementFilter {
     pub location_id: Option<Uuid>,
     pub work_order_id: Option<Uuid>,
@@ -1061,7 +1078,7 @@ pub async fn reserve(
             .ok_or(ModelError::NotFound("work order"))?;
     lock_part(tx, new.part_id)
         .await
-        .referenced("part_id", "no such part")?;
+        .referenced("partId", "no such part")?;
     let location = location_ref(tx, new.location_id).await?;
     if !matches!(status.as_str(), "open" | "in_progress" | "on_hold") {
         return Err(ModelError::Conflict(format!(
@@ -1228,18 +1245,18 @@ mod tests {
         );
         assert_eq!(
             fields(movement(MovementKind::Issue, 1, false).validate()),
-            ["work_order_id"]
+            ["workOrderId"]
         );
         assert_eq!(
             fields(movement(MovementKind::Receive, 1, true).validate()),
-            ["work_order_id"]
+            ["workOrderId"]
         );
         let mut no_reason = movement(MovementKind::Adjust, 3, false);
         no_reason.note = "  ".into();
         assert_eq!(fields(no_reason.validate()), ["note"]);
         let mut priced_issue = movement(MovementKind::Issue, 1, true);
         priced_issue.unit_cost_cents = Some(10);
-        assert_eq!(fields(priced_issue.validate()), ["unit_cost_cents"]);
+        assert_eq!(fields(priced_issue.validate()), ["unitCostCents"]);
         assert_eq!(movement(MovementKind::Issue, 4, true).signed(), -4);
         assert_eq!(movement(MovementKind::Adjust, -4, false).signed(), -4);
     }

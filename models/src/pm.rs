@@ -14,6 +14,7 @@ use crate::events;
 use crate::work_orders::{self, Kind, NewWorkOrder, Priority, WorkOrder};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PmSchedule {
     pub id: Uuid,
     pub title: String,
@@ -42,6 +43,7 @@ pub struct PmSchedule {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewPmSchedule {
     pub title: String,
     #[serde(default)]
@@ -79,13 +81,13 @@ fn validate(new: &NewPmSchedule) -> Result<()> {
         "calendar" => {
             if !new.interval_count.is_some_and(|n| (1..=1000).contains(&n)) {
                 e.push(FieldError::new(
-                    "interval_count",
+                    "intervalCount",
                     "1-1000 required for a calendar schedule",
                 ));
             }
             if !matches!(new.interval_unit.as_deref(), Some("day" | "week" | "month")) {
                 e.push(FieldError::new(
-                    "interval_unit",
+                    "intervalUnit",
                     "day, week or month required for a calendar schedule",
                 ));
             }
@@ -95,18 +97,18 @@ fn validate(new: &NewPmSchedule) -> Result<()> {
         }
         "condition" => {
             if new.sensor_id.is_none() {
-                e.push(FieldError::new("sensor_id", "required for a condition schedule"));
+                e.push(FieldError::new("sensorId", "required for a condition schedule"));
             }
             let (lo, hi) = (new.threshold_low, new.threshold_high);
             match new.condition.as_deref() {
                 Some("above") if hi.is_none() => {
-                    e.push(FieldError::new("threshold_high", "required for 'above'"))
+                    e.push(FieldError::new("thresholdHigh", "required for 'above'"))
                 }
                 Some("below") if lo.is_none() => {
-                    e.push(FieldError::new("threshold_low", "required for 'below'"))
+                    e.push(FieldError::new("thresholdLow", "required for 'below'"))
                 }
                 Some("outside") if lo.is_none() || hi.is_none() || lo >= hi => e.push(FieldError::new(
-                    "threshold_high",
+                    "thresholdHigh",
                     "'outside' needs threshold_low < threshold_high",
                 )),
                 Some("above" | "below" | "outside") => {}

@@ -21,6 +21,7 @@ pub struct Bucket {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TrendSeries {
     pub sensor_id: Uuid,
     pub from: DateTime<Utc>,
@@ -51,7 +52,7 @@ pub async fn buckets(
     }
     if !(1..=MAX_POINTS).contains(&max_points) {
         errors.push(FieldError::new(
-            "max_points",
+            "maxPoints",
             format!("must be between 1 and {MAX_POINTS}"),
         ));
     }

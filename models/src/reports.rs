@@ -35,6 +35,7 @@ pub struct ReportRange {
 }
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AssetReliability {
     pub equipment_id: Uuid,
     pub name: String,
@@ -50,6 +51,7 @@ pub struct AssetReliability {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ReliabilityReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

@@ -14,6 +14,7 @@ use crate::work_orders::{self, Kind, NewWorkOrder, Priority, WorkOrder};
 use crate::{equipment, events};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkRequest {
     pub id: Uuid,
     pub title: String,
@@ -31,6 +32,7 @@ pub struct WorkRequest {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewWorkRequest {
     pub title: String,
     #[serde(default)]
@@ -41,6 +43,7 @@ pub struct NewWorkRequest {
 
 /// A manager's approval: how to schedule the work.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Approval {
     /// Default corrective.
     pub kind: Option<Kind>,
@@ -57,6 +60,7 @@ pub struct Rejection {
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestFilter {
     /// pending | approved | rejected
     pub status: Option<String>,
@@ -89,7 +93,7 @@ pub async fn create(tx: &mut Tx, tenant: &Tenant, new: NewWorkRequest) -> Result
     if let Some(eq) = new.equipment_id {
         equipment::get(tx, eq)
             .await
-            .referenced("equipment_id", "no such equipment")?;
+            .referenced("equipmentId", "no such equipment")?;
     }
     let r = sqlx::query_as::<_, WorkRequest>(&format!(
         "INSERT INTO work_requests (id, organization_id, title, description, equipment_id, requested_by)

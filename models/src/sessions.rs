@@ -48,6 +48,7 @@ impl Default for SessionPolicy {
 
 /// One refresh token as stored (without its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct RefreshToken {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -236,9 +237,9 @@ pub async fn rotate(
             "session.reuse_detected",
             Some(current.user_id),
             &serde_json::json!({
-                "user_id": current.user_id,
-                "family_id": current.family_id,
-                "revoked_tokens": revoked,
+                "userId": current.user_id,
+                "familyId": current.family_id,
+                "revokedTokens": revoked,
             }),
         )
         .await?;

@@ -21,6 +21,7 @@ use crate::page::{self, KeyCursor, Page};
 use crate::sessions::{self, TokenHash, TokenRejection};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: Uuid,
     pub organization_id: Uuid,

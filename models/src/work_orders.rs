@@ -119,6 +119,7 @@ impl Status {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkOrder {
     pub id: Uuid,
     /// Per-organization number, e.g. WO-000123.
@@ -230,6 +231,7 @@ const COLUMNS: &str = "id, code, number, title, description, kind, status, prior
 /// scheduler, request approval) fill it directly; the API takes
 /// [`CreateWorkOrder`], which adds assignees, a checklist and failure codes.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewWorkOrder {
     pub title: String,
     #[serde(default)]
@@ -277,7 +279,12 @@ pub struct WorkOrderDetails {
 }
 
 /// A work order to create through the API (field names as in [`WorkOrder`]).
+///
+/// The fields of [`NewWorkOrder`] and [`WorkOrderDetails`] spelled out
+/// rather than `#[serde(flatten)]`ed: flattening loses the field name of a
+/// type error (a bad `priority` would be reported against the whole body).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CreateWorkOrder {
     /// 1-200 characters.
     pub title: String,
@@ -292,7 +299,7 @@ pub struct CreateWorkOrder {
     /// The lead assignee (needs `work_orders:assign`; an active user).
     pub assigned_to: Option<Uuid>,
     /// Everyone to assign (needs `work_orders:assign`; active users); the
-    /// first is the lead unless `assigned_to` names one.
+    /// first is the lead unless `assignedTo` names one.
     #[serde(default)]
     pub assignees: Vec<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
@@ -441,7 +448,7 @@ async fn insert(
     // The lead first, then the others, each once.
     let mut assignees: Vec<(String, Uuid)> = Vec::new();
     if let Some(lead) = new.assigned_to {
-        assignees.push(("assigned_to".into(), lead));
+        assignees.push(("assignedTo".into(), lead));
     }
     for (i, u) in details.assignees.iter().enumerate() {
         if !assignees.iter().any(|(_, a)| a == u) {
@@ -512,17 +519,17 @@ pub(crate) async fn check_references(
     if let Some(eq) = equipment_id {
         equipment::get(tx, eq)
             .await
-            .referenced("equipment_id", "no such equipment")?;
+            .referenced("equipmentId", "no such equipment")?;
     }
     if let Some(s) = sensor_id {
         crate::devices::get_sensor(tx, s)
             .await
-            .referenced("sensor_id", "no such sensor")?;
+            .referenced("sensorId", "no such sensor")?;
     }
     if let Some(u) = assigned_to {
         crate::users::get(tx, u)
             .await
-            .referenced("assigned_to", "no such user")?;
+            .referenced("assignedTo", "no such user")?;
     }
     Ok(())
 }
@@ -573,9 +580,9 @@ async fn add_assignees(tx: &mut Tx, tenant: &Tenant, work_order_id: Uuid, users:
 /// code of that kind. Returns the ids in the same shape.
 async fn resolve_codes(tx: &mut Tx, given: [Option<Option<&str>>; 3]) -> Result<[Option<Option<Uuid>>; 3]> {
     const KINDS: [(CodeKind, &str); 3] = [
-        (CodeKind::Problem, "problem_code"),
-        (CodeKind::Cause, "cause_code"),
-        (CodeKind::Remedy, "remedy_code"),
+        (CodeKind::Problem, "problemCode"),
+        (CodeKind::Cause, "causeCode"),
+        (CodeKind::Remedy, "remedyCode"),
     ];
     let mut out = [None, None, None];
     let mut errors = Vec::new();
@@ -782,13 +789,13 @@ pub fn completion_requirements(
         ));
     }
     let codes = [
-        ("problem_code", &wo.problem_code),
-        ("cause_code", &wo.cause_code),
-        ("remedy_code", &wo.remedy_code),
+        ("problemCode", &wo.problem_code),
+        ("causeCode", &wo.cause_code),
+        ("remedyCode", &wo.remedy_code),
     ];
     let needed: &[&str] = match wo.kind {
-        Kind::Corrective | Kind::Emergency => &["problem_code", "cause_code", "remedy_code"],
-        Kind::Inspection => &["remedy_code"],
+        Kind::Corrective | Kind::Emergency => &["problemCode", "causeCode", "remedyCode"],
+        Kind::Inspection => &["remedyCode"],
         Kind::Preventive => &[],
     };
     for (field, value) in codes {
@@ -819,6 +826,7 @@ pub(crate) async fn lock(tx: &mut Tx, id: Uuid) -> Result<WorkOrder> {
 /// [`transition`], assignees through [`set_assignees`]. Field names as in
 /// [`WorkOrder`].
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkOrderPatch {
     /// 1-200 characters.
     pub title: Option<String>,
@@ -1012,6 +1020,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<WorkOrder> {
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkOrderFilter {
     pub status: Option<Status>,
     pub priority: Option<Priority>,

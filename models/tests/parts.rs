@@ -596,7 +596,7 @@ async fn low_stock_fires_once_per_crossing() {
     .await
     .unwrap();
     assert_eq!(payload["available"], 4);
-    assert_eq!(payload["reorder_point"], 5);
+    assert_eq!(payload["reorderPoint"], 5);
     assert_eq!(payload["sku"], "GSK-12");
     let low = parts::list_parts(
         &mut tx,

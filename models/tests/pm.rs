@@ -215,7 +215,7 @@ async fn invalid_schedules_are_refused_with_fields() {
         panic!("{err:?}")
     };
     let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-    assert_eq!(names, vec!["interval_count", "interval_unit"]);
+    assert_eq!(names, vec!["intervalCount", "intervalUnit"]);
     drop(tx);
     t.cleanup().await;
 }

@@ -132,12 +132,9 @@ async fn rotation_and_reuse_revokes_the_family() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|e| e.kind == "session.reuse_detected"
-                && e.payload["family_id"] == first.family_id.to_string())
-    );
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "session.reuse_detected" && e.payload["familyId"] == first.family_id.to_string()));
     let (_, next) = rotated(sessions::rotate(db, &other_h, &hash(), &policy).await.unwrap());
     assert_eq!(next.family_id, other.family_id);
 

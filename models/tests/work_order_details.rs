@@ -235,7 +235,7 @@ async fn codes_on_a_work_order_must_be_active_codes_of_the_right_kind() {
     let err = work_orders::update(&mut tx, &p, wo.id, codes("XYZ", "REP", "REP"))
         .await
         .unwrap_err();
-    assert_eq!(fields(err), ["problem_code", "cause_code"]);
+    assert_eq!(fields(err), ["problemCode", "causeCode"]);
     // A deactivated code cannot be given.
     let wea = failure_codes::list(
         &mut tx,
@@ -257,7 +257,7 @@ async fn codes_on_a_work_order_must_be_active_codes_of_the_right_kind() {
     let err = work_orders::update(&mut tx, &p, wo.id, codes("OHE", "WEA", "REP"))
         .await
         .unwrap_err();
-    assert_eq!(fields(err), ["cause_code"]);
+    assert_eq!(fields(err), ["causeCode"]);
     let wo = work_orders::update(&mut tx, &p, wo.id, codes("OHE", "MIS", "REA"))
         .await
         .unwrap();
@@ -370,7 +370,7 @@ async fn several_assignees_active_and_of_the_organization() {
     };
     assert_eq!(
         fields(work_orders::create(&mut tx, &p, new).await.unwrap_err()),
-        ["assigned_to"]
+        ["assignedTo"]
     );
     let requester = Tenant {
         org_id: org.tenant.org_id,
@@ -428,9 +428,9 @@ async fn completion_needs_what_the_kind_requires_and_a_refusal_changes_nothing()
         [
             "checklist[0]",
             "downtime[0]",
-            "problem_code",
-            "cause_code",
-            "remedy_code"
+            "problemCode",
+            "causeCode",
+            "remedyCode"
         ]
     );
     let same = work_orders::get(&mut tx, wo.id).await.unwrap();
@@ -473,7 +473,7 @@ async fn completion_needs_what_the_kind_requires_and_a_refusal_changes_nothing()
     };
     assert_eq!(
         fields(work_orders::update(&mut tx, &p, wo.id, clear).await.unwrap_err()),
-        ["remedy_code"]
+        ["remedyCode"]
     );
     let again = NewDowntime {
         started_at: Some(Utc::now() - Duration::minutes(10)),
@@ -533,7 +533,7 @@ async fn completion_needs_what_the_kind_requires_and_a_refusal_changes_nothing()
     let err = work_orders::transition(&mut tx, &p, insp.id, Status::Completed, "")
         .await
         .unwrap_err();
-    assert_eq!(fields(err), ["checklist[1]", "remedy_code"]);
+    assert_eq!(fields(err), ["checklist[1]", "remedyCode"]);
 
     // Preventive work without a checklist needs nothing more.
     let pm = started(

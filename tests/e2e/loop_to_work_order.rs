@@ -59,27 +59,20 @@ async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly() {
     assert_eq!(wo["source"], "auto");
     assert_eq!(wo["status"], "open");
     assert_eq!(
-        wo["equipmentId"].as_str().or(wo["equipment_id"].as_str()),
+        wo["equipmentId"].as_str(),
         Some(org.equipment.id.to_string().as_str())
     );
     assert!(wo["code"].as_str().unwrap().starts_with("WO-"));
-    let anomaly_id = wo["anomalyId"]
-        .as_str()
-        .or(wo["anomaly_id"].as_str())
-        .expect("linked anomaly")
-        .to_string();
+    let anomaly_id = wo["anomalyId"].as_str().expect("linked anomaly").to_string();
 
     let (status, anomaly) = app.get(&token, &format!("/api/v1/anomalies/{anomaly_id}")).await;
     assert_eq!(status, 200, "{anomaly}");
     let a = &anomaly["data"];
     let wo_id = wo["id"].as_str().unwrap();
-    assert_eq!(
-        a["workOrderId"].as_str().or(a["work_order_id"].as_str()),
-        Some(wo_id)
-    );
+    assert_eq!(a["workOrderId"].as_str(), Some(wo_id));
     assert_eq!(a["kind"], "high");
     assert_eq!(
-        a["sensorId"].as_str().or(a["sensor_id"].as_str()),
+        a["sensorId"].as_str(),
         Some(org.sensors[0].id.to_string().as_str())
     );
 
@@ -97,27 +90,19 @@ async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly() {
         "exactly the two injected spikes: {anomalies:?}"
     );
     for a in &anomalies {
-        assert_eq!(
-            a["workOrderId"].as_str().or(a["work_order_id"].as_str()),
-            Some(wo_id)
-        );
+        assert_eq!(a["workOrderId"].as_str(), Some(wo_id));
     }
     let (_, body) = app.get(&token, "/api/v1/work-orders?source=auto").await;
     let items = body["data"].as_array().unwrap();
     assert_eq!(items.len(), 1, "still one auto work order: {items:?}");
-    assert_eq!(
-        items[0]["occurrenceCount"]
-            .as_i64()
-            .or(items[0]["occurrence_count"].as_i64()),
-        Some(2)
-    );
+    assert_eq!(items[0]["occurrenceCount"].as_i64(), Some(2));
 
     // Readings arrived: the trend endpoint has buckets for the whole span.
     let (status, trend) = app
         .get(
             &token,
             &format!(
-                "/api/v1/sensors/{}/readings?from={}&to={}&max_points=60",
+                "/api/v1/sensors/{}/readings?from={}&to={}&maxPoints=60",
                 org.sensors[0].id,
                 (origin - chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 (origin + chrono::Duration::seconds(601)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -17,7 +17,7 @@ async fn foreign_ids_answer_404() {
         .http
         .post(app.url("/api/v1/work-orders"))
         .bearer_auth(&token_b)
-        .json(&serde_json::json!({"title": "B's secret job", "equipmentId": b.equipment.id, "equipment_id": b.equipment.id}))
+        .json(&serde_json::json!({"title": "B's secret job", "equipmentId": b.equipment.id}))
         .send()
         .await
         .unwrap();

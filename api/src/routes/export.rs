@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::Router;
 use maintainpro_models::equipment;
 use maintainpro_models::work_orders::{self, WorkOrderFilter};
+use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorEnvelope};
@@ -75,6 +76,10 @@ pub async fn work_orders_csv(
         "source",
         "equipment_id",
         "assigned_to",
+        "assignees",
+        "problem_code",
+        "cause_code",
+        "remedy_code",
         "due_at",
         "created_at",
         "completed_at",
@@ -95,6 +100,14 @@ pub async fn work_orders_csv(
                 w.source.to_string(),
                 opt(w.equipment_id),
                 opt(w.assigned_to),
+                w.assignees
+                    .iter()
+                    .map(Uuid::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                w.problem_code.unwrap_or_default(),
+                w.cause_code.unwrap_or_default(),
+                w.remedy_code.unwrap_or_default(),
                 opt(w.due_at.map(|t| t.to_rfc3339())),
                 w.created_at.to_rfc3339(),
                 opt(w.completed_at.map(|t| t.to_rfc3339())),

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
 
 /// An approved request and the work order it became.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Approved {
     pub request: WorkRequest,
     pub work_order: WorkOrder,

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct SensorQuery {
     pub equipment_id: Option<Uuid>,
     pub device_id: Option<Uuid>,
@@ -32,6 +33,7 @@ pub struct SensorQuery {
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct ReadingsQuery {
     /// Start (inclusive, RFC 3339); default 24 h before `to`.
     pub from: Option<DateTime<Utc>>,

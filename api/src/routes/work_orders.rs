@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
 
 /// A work order with the anomaly that raised it (when the caller may see anomalies).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkOrderDetail {
     #[serde(flatten)]
     pub work_order: WorkOrder,
