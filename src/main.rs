@@ -282,6 +282,7 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
     let api = running.api_url().unwrap_or_default();
     if running.api_addr.is_some() {
         println!("  API      {api}/api/v1  (OpenAPI: {api}/api/v1/openapi.json)");
+        println!("  Docs     {api}/api/docs  (interactive: every operation, its permission, try it)");
     }
     if running.mqtt_port != 0 {
         println!(
