@@ -218,7 +218,7 @@ impl Drop for Publisher {
     }
 }
 
-fn check_size(topic: &str, payload: &[u8]) -> Result<(), EdgeError> {
+pub(crate) fn check_size(topic: &str, payload: &[u8]) -> Result<(), EdgeError> {
     // Fixed header (≤5) + topic length prefix (2) + topic + packet id (2) + payload.
     let size = 5 + 2 + topic.len() + 2 + payload.len();
     if size > MAX_PACKET_SIZE {

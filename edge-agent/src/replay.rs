@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::message::{parse_timestamp, telemetry_topic, truncate_to_millis, validate_topic_level, Message};
-use crate::publisher::{Publisher, DRAIN_TIMEOUT};
+use crate::outbox::{OutboxConfig, OutboxStats};
+use crate::publisher::DRAIN_TIMEOUT;
 use crate::sim::send_batch;
+use crate::uplink::Uplink;
 use crate::{EdgeError, MqttTarget};
 
 /// How to replay a CSV file.
@@ -29,6 +31,8 @@ pub struct ReplayOptions {
     pub device: Option<String>,
     /// Metric name for files without a `metric` column (NAB `timestamp,value`).
     pub metric: Option<String>,
+    /// Store-and-forward through this on-disk outbox (`None`: publish directly).
+    pub outbox: Option<OutboxConfig>,
 }
 
 impl Default for ReplayOptions {
@@ -38,6 +42,7 @@ impl Default for ReplayOptions {
             batch: 1,
             device: None,
             metric: None,
+            outbox: None,
         }
     }
 }
@@ -63,7 +68,8 @@ impl ReplayOptions {
     }
 }
 
-/// What [`replay`] did. Every counted message was acknowledged by the broker.
+/// What [`replay`] did. Every counted message was acknowledged by the broker (with an outbox:
+/// stored in it; `outbox` says how many still wait there).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReplayReport {
     pub published_messages: u64,
@@ -72,6 +78,8 @@ pub struct ReplayReport {
     pub rows: u64,
     pub first_ts: Option<DateTime<Utc>>,
     pub last_ts: Option<DateTime<Utc>>,
+    /// Outbox counters at the end of the run (`None` without an outbox).
+    pub outbox: Option<OutboxStats>,
 }
 
 /// One parsed CSV data row.
@@ -395,7 +403,7 @@ pub async fn replay(
         .map_err(|e| EdgeError::Internal(format!("CSV validation task failed: {e}")))??;
     info!(file = %csv_path.display(), rows = total_rows, "CSV validated");
 
-    let mut publisher = match Publisher::connect(&target, &shutdown).await {
+    let mut publisher = match Uplink::open(&target, opts.outbox.as_ref(), &shutdown).await {
         Ok(p) => p,
         Err(EdgeError::Cancelled) => return Ok(ReplayReport::default()),
         Err(e) => return Err(e),
@@ -450,12 +458,13 @@ pub async fn replay(
         }
         msgs.clear();
     }
-    publisher.finish(DRAIN_TIMEOUT).await?;
+    report.outbox = publisher.finish(DRAIN_TIMEOUT).await?;
     info!(
         messages = report.published_messages,
         readings = report.published_readings,
         rows = report.rows,
-        "replay finished; all messages acknowledged"
+        buffered = report.outbox.map(|o| o.buffered_records),
+        "replay finished"
     );
     Ok(report)
 }

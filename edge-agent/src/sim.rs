@@ -17,7 +17,9 @@ use tracing::{info, warn};
 use crate::message::{
     encode_payload, format_ts, now_millis, telemetry_topic, truncate_to_millis, validate_topic_level, Message,
 };
-use crate::publisher::{Publisher, DRAIN_TIMEOUT};
+use crate::outbox::{OutboxConfig, OutboxStats};
+use crate::publisher::DRAIN_TIMEOUT;
+use crate::uplink::Uplink;
 use crate::{EdgeError, FaultKind, FaultSpec, MqttTarget};
 
 /// Seed used by [`SimConfig::fleet`] and [`SimConfig::default`].
@@ -80,6 +82,9 @@ pub struct SimConfig {
     pub time_origin: Option<DateTime<Utc>>,
     /// Noise seed; the same seed, specs and timestamps give bit-identical values.
     pub seed: u64,
+    /// `Some`: store every message in this on-disk outbox first and forward it from there
+    /// (survives broker outages and restarts); `None` (default): publish directly.
+    pub outbox: Option<OutboxConfig>,
 }
 
 impl Default for SimConfig {
@@ -93,6 +98,7 @@ impl Default for SimConfig {
             max_samples: None,
             time_origin: None,
             seed: DEFAULT_SEED,
+            outbox: None,
         }
     }
 }
@@ -247,12 +253,16 @@ pub struct FaultEvent {
     pub ended_at: DateTime<Utc>,
 }
 
-/// What [`simulate`] did. Every counted message was acknowledged by the broker.
+/// What [`simulate`] did. Without an outbox every counted message was acknowledged by the
+/// broker; with one, every counted message was stored in the outbox and `outbox` says how many
+/// are still waiting there for the broker.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SimReport {
     pub published_messages: u64,
     pub published_readings: u64,
     pub faults: Vec<FaultEvent>,
+    /// Outbox counters at the end of the run (`None` without an outbox).
+    pub outbox: Option<OutboxStats>,
 }
 
 struct SensorState {
@@ -527,7 +537,7 @@ fn synthetic_ts(origin: DateTime<Utc>, interval: Duration, i: u64) -> Option<Dat
 
 /// Publishes one batch; after shutdown only non-blocking sends are tried, so it never hangs.
 pub(crate) async fn send_batch(
-    publisher: &mut Publisher,
+    publisher: &mut Uplink,
     topic: &str,
     messages: &[Message],
     as_array: bool,
@@ -537,12 +547,12 @@ pub(crate) async fn send_batch(
         return Ok(true);
     }
     let payload = encode_payload(messages, as_array)?;
-    let sent = publisher.publish(topic, payload, shutdown).await?;
+    let sent = publisher.send(topic, payload, shutdown).await?;
     if !sent {
         warn!(
             topic,
             messages = messages.len(),
-            "request queue full at shutdown; batch dropped"
+            "shut down while the queue/outbox was full; batch dropped"
         );
     }
     Ok(sent)
@@ -553,13 +563,17 @@ pub(crate) async fn send_batch(
 /// once `max_samples` are done or `shutdown` fires *and* every publish has been acknowledged
 /// (or the 30 s drain timeout expired, which is an error). Shutdown before the broker
 /// connection is up returns an empty report.
+///
+/// With [`SimConfig::outbox`] the broker may be down: messages go to the outbox and a
+/// forwarder publishes them when it can; at the end the run waits up to the outbox's drain
+/// timeout and leaves what is unacknowledged on disk (see [`SimReport::outbox`]).
 pub async fn simulate(
     target: MqttTarget,
     config: SimConfig,
     shutdown: CancellationToken,
 ) -> Result<SimReport, EdgeError> {
     config.validate()?;
-    let mut publisher = match Publisher::connect(&target, &shutdown).await {
+    let mut publisher = match Uplink::open(&target, config.outbox.as_ref(), &shutdown).await {
         Ok(p) => p,
         Err(EdgeError::Cancelled) => return Ok(SimReport::default()),
         Err(e) => return Err(e),
@@ -646,13 +660,19 @@ pub async fn simulate(
             "fault injected"
         );
     }
-    publisher.finish(DRAIN_TIMEOUT).await?;
+    info!(
+        samples_per_device = i,
+        messages = report.published_messages,
+        "samples generated"
+    );
+    report.outbox = publisher.finish(DRAIN_TIMEOUT).await?;
     info!(
         samples_per_device = i,
         messages = report.published_messages,
         readings = report.published_readings,
         faults = report.faults.len(),
-        "simulation finished; all messages acknowledged"
+        buffered = report.outbox.map(|o| o.buffered_records),
+        "simulation finished"
     );
     Ok(report)
 }
