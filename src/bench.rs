@@ -80,13 +80,29 @@ pub async fn ingest(opts: IngestBenchOptions) -> anyhow::Result<IngestBenchRepor
     let mut config = SystemConfig::local_test(url.clone());
     config.with_analytics = false;
     let running = system::start(config).await?;
-    let sim = seed(&running.db, &opts).await?;
-    let target = |id: &str| MqttTarget {
-        host: running.mqtt_host.clone(),
-        port: running.mqtt_port,
-        client_id: id.to_string(),
-        username: None,
-        password: None,
+    let (sim, secrets) = seed(&running.db, &opts).await?;
+    // One connection per device, signed in as that device (through the
+    // embedded broker's front door, as real gateways).
+    let fleet = |phase: &str, sim: SimConfig, stop: CancellationToken| {
+        let mut publishers = Vec::new();
+        for part in crate::demo::split_by_device(&sim) {
+            let Some(device) = part.devices.first().map(|d| d.name.clone()) else {
+                continue;
+            };
+            let target = MqttTarget {
+                host: running.mqtt_host.clone(),
+                port: running.mqtt_port,
+                client_id: format!("bench-{phase}-{device}"),
+                username: Some(format!("{}/{device}", part.org)),
+                password: secrets.get(&device).cloned(),
+            };
+            publishers.push(tokio::spawn(maintainpro_edge::simulate(
+                target,
+                part,
+                stop.clone(),
+            )));
+        }
+        publishers
     };
     let stats = running.ingest_stats.clone();
 
@@ -105,14 +121,12 @@ pub async fn ingest(opts: IngestBenchOptions) -> anyhow::Result<IngestBenchRepor
     );
     let started = Instant::now();
     let before = stats.snapshot().readings;
-    let publisher = tokio::spawn(maintainpro_edge::simulate(
-        target("bench-throughput"),
-        phase1,
-        CancellationToken::new(),
-    ));
+    let publishers = fleet("throughput", phase1, CancellationToken::new());
     wait_for(&stats, before + total, Duration::from_secs(600)).await?;
     let seconds = started.elapsed().as_secs_f64();
-    publisher.await??;
+    for p in publishers {
+        p.await??;
+    }
     let readings_per_sec = total as f64 / seconds;
     println!("throughput: {total} readings committed in {seconds:.2} s = {readings_per_sec:.0} readings/s");
 
@@ -134,14 +148,12 @@ pub async fn ingest(opts: IngestBenchOptions) -> anyhow::Result<IngestBenchRepor
     );
     stats.reset_latency();
     let stop = CancellationToken::new();
-    let publisher = tokio::spawn(maintainpro_edge::simulate(
-        target("bench-latency"),
-        phase2,
-        stop.clone(),
-    ));
+    let publishers = fleet("latency", phase2, stop.clone());
     tokio::time::sleep(Duration::from_secs(opts.latency_seconds)).await;
     stop.cancel();
-    let _ = publisher.await?;
+    for p in publishers {
+        let _ = p.await?;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let snap = stats.snapshot();
     println!(
@@ -195,7 +207,10 @@ async fn wait_for(
 }
 
 /// Registers the simulated fleet (one machine per device).
-async fn seed(db: &Db, opts: &IngestBenchOptions) -> anyhow::Result<SimConfig> {
+async fn seed(
+    db: &Db,
+    opts: &IngestBenchOptions,
+) -> anyhow::Result<(SimConfig, std::collections::HashMap<String, String>)> {
     let org = organizations::create(db, "bench", "Benchmark").await?;
     let tenant = Tenant::system(org.id, "bench");
     let sim = SimConfig::fleet(
@@ -205,6 +220,7 @@ async fn seed(db: &Db, opts: &IngestBenchOptions) -> anyhow::Result<SimConfig> {
         Duration::from_secs(1),
     );
     let mut tx = db.tenant(org.id).await?;
+    let mut secrets = std::collections::HashMap::new();
     for d in &sim.devices {
         let eq = equipment::create(
             &mut tx,
@@ -228,6 +244,7 @@ async fn seed(db: &Db, opts: &IngestBenchOptions) -> anyhow::Result<SimConfig> {
             },
         )
         .await?;
+        secrets.insert(d.name.clone(), dev.secret.clone());
         for s in &d.sensors {
             devices::create_sensor(
                 &mut tx,
@@ -246,5 +263,5 @@ async fn seed(db: &Db, opts: &IngestBenchOptions) -> anyhow::Result<SimConfig> {
         }
     }
     tx.commit().await?;
-    Ok(sim)
+    Ok((sim, secrets))
 }

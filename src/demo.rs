@@ -43,6 +43,41 @@ pub struct DemoInfo {
     pub admin_email: String,
     pub admin_password: String,
     pub sim: SimConfig,
+    /// The MQTT secret of each simulated gateway, by device name (rotated at
+    /// every start: the demo does not keep secrets between runs).
+    pub device_secrets: Vec<(String, String)>,
+}
+
+impl DemoInfo {
+    /// The fleet split into one simulation per gateway, with its secret:
+    /// each gateway signs in to the broker as itself.
+    pub fn per_device(&self) -> Vec<(SimConfig, String)> {
+        split_by_device(&self.sim)
+            .into_iter()
+            .filter_map(|sim| {
+                let name = &sim.devices.first()?.name;
+                let secret = self.device_secrets.iter().find(|(n, _)| n == name)?.1.clone();
+                Some((sim, secret))
+            })
+            .collect()
+    }
+}
+
+/// One simulation per device of `sim` (with that device's faults).
+pub fn split_by_device(sim: &SimConfig) -> Vec<SimConfig> {
+    sim.devices
+        .iter()
+        .map(|d| SimConfig {
+            devices: vec![d.clone()],
+            faults: sim
+                .faults
+                .iter()
+                .filter(|f| f.device == d.name)
+                .cloned()
+                .collect(),
+            ..sim.clone()
+        })
+        .collect()
 }
 
 const MACHINES: [(&str, &str); 6] = [
@@ -92,6 +127,7 @@ pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
         }
     }
 
+    let mut device_secrets = Vec::new();
     let site = ensure_equipment(&mut tx, &tenant, "SITE-1", "Plant 1 - Line A", None, "high").await?;
     for (i, device) in sim.devices.iter().enumerate() {
         let (kind, criticality) = MACHINES[i % MACHINES.len()];
@@ -105,8 +141,8 @@ pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
         )
         .await?;
         let existing = devices::list_devices(&mut tx).await?;
-        let device_id = match existing.iter().find(|d| d.name == device.name) {
-            Some(d) => d.id,
+        let creds = match existing.iter().find(|d| d.name == device.name) {
+            Some(d) => devices::rotate_credentials(&mut tx, &tenant, d.id).await?,
             None => {
                 devices::create_device(
                     &mut tx,
@@ -117,10 +153,10 @@ pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
                     },
                 )
                 .await?
-                .device
-                .id
             }
         };
+        let device_id = creds.device.id;
+        device_secrets.push((device.name.clone(), creds.secret));
         let sensors = devices::list_sensors(&mut tx, None, Some(device_id)).await?;
         for spec in &device.sensors {
             if sensors.iter().any(|s| s.metric == spec.metric) {
@@ -152,6 +188,7 @@ pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
         admin_email,
         admin_password,
         sim,
+        device_secrets,
     })
 }
 

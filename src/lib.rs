@@ -7,12 +7,14 @@
 //! - [`broker`]: the embedded MQTT broker (rumqttd).
 //! - [`database`]: `DATABASE_URL` or a self-managed local PostgreSQL.
 //! - [`demo`]: the demo organization, its fleet and simulated telemetry.
-//! - [`bench`]: `maintainpro bench …` benchmarks.
+//! - [`bench`], [`bench_trend`]: `maintainpro bench …` benchmarks.
 //! - [`telemetry`]: logging setup.
 
 pub mod bench;
+pub mod bench_trend;
 pub mod broker;
 pub mod database;
 pub mod demo;
+pub mod frontdoor;
 pub mod system;
 pub mod telemetry;

@@ -78,6 +78,17 @@ struct UpArgs {
     /// targets are refused, so a webhook cannot probe the internal network).
     #[arg(long, env = "MP_WEBHOOKS_ALLOW_PRIVATE")]
     webhooks_allow_private: bool,
+    /// Serve Prometheus metrics at /metrics on the API port (on|off). The
+    /// page needs no sign-in and shows counts: turn it off, or keep the
+    /// path off the public proxy, where the API port is public.
+    #[arg(long, env = "MP_METRICS", default_value = "on", action = clap::ArgAction::Set, hide_possible_values = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    metrics: bool,
+    /// Standalone `ingest` / `analytics`: serve /healthz, /readyz and
+    /// /metrics on this address (e.g. 0.0.0.0:9100); `up` and `api` serve
+    /// them on the API port.
+    #[arg(long, env = "MP_PROBE_BIND")]
+    probe_bind: Option<SocketAddr>,
     /// Port of the embedded MQTT broker.
     #[arg(long, env = "MP_MQTT_PORT", default_value_t = 1883)]
     mqtt_port: u16,
@@ -85,9 +96,17 @@ struct UpArgs {
     /// from other machines).
     #[arg(long, env = "MP_MQTT_BIND", default_value = "127.0.0.1")]
     mqtt_bind: std::net::IpAddr,
-    /// Use this broker instead of the embedded one (mqtt://host:port).
-    #[arg(long, env = "MP_MQTT_URL")]
+    /// Use this broker instead of the embedded one (mqtt://host:port, or
+    /// mqtt://user:pass@host:port for ingest's own login there).
+    #[arg(long, env = "MP_MQTT_URL", hide_env_values = true)]
     mqtt_url: Option<String>,
+    /// Embedded broker: let anyone connect without device credentials and
+    /// publish to any topic (development only; logs a warning). By default
+    /// devices sign in as `{orgSlug}/{deviceName}` with their secret.
+    #[arg(long, env = "MP_MQTT_ALLOW_ANONYMOUS", default_value = "false", action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", hide_possible_values = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    mqtt_allow_anonymous: bool,
     /// Subscribe through `$share/GROUP/…` so several ingest instances split
     /// the load (MQTT 5 shared subscriptions; supported by Mosquitto and EMQX).
     #[arg(long, env = "MP_MQTT_SHARED_GROUP")]
@@ -166,6 +185,25 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         latency_seconds: u64,
     },
+    /// Trend-query p50/p99 over a large readings table (seeded once into
+    /// DATABASE_URL and reused) while live readings are written.
+    Trend {
+        /// Readings to store: 40 sensors × 30 days at 1 Hz ≈ 104 M.
+        #[arg(long, default_value_t = 40 * 30 * 86_400)]
+        readings: u64,
+        #[arg(long, default_value_t = 40)]
+        sensors: usize,
+        /// Span of the stored series and of each query.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        #[arg(long, default_value_t = 1000)]
+        max_points: i64,
+        /// Live readings/s committed through the ingest writer meanwhile.
+        #[arg(long, default_value_t = 2000)]
+        ingest_rate: u64,
+    },
 }
 
 #[tokio::main]
@@ -205,6 +243,29 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Bench(BenchCommand::Trend {
+            readings,
+            sensors,
+            days,
+            queries,
+            max_points,
+            ingest_rate,
+        }) => {
+            let r = maintainpro::bench_trend::trend(maintainpro::bench_trend::TrendBenchOptions {
+                readings,
+                sensors,
+                days,
+                queries,
+                max_points,
+                ingest_rate,
+            })
+            .await?;
+            println!(
+                "RESULT trend: {} queries over {} stored readings ({days}-day window, ≤ {max_points} points): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; resolution {}, {} buckets, {} rows scanned per query; {} live readings written meanwhile; database: {}",
+                r.queries, r.stored, r.p50_ms, r.p99_ms, r.max_ms, r.resolution.as_str(), r.buckets, r.rows_scanned, r.ingested, r.database
+            );
+            Ok(())
+        }
     }
 }
 
@@ -227,10 +288,13 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
         // A standalone service shares its database with the others.
         require_url(&args.db)?;
     }
+    // Ingest's own login on an external broker (`mqtt://user:pass@host:port`).
+    let mut mqtt_login = (None, None);
     let mqtt = match (services, &args.mqtt_url) {
         (Services::Api | Services::Analytics, _) => None,
         (_, Some(url)) => {
-            let (host, port) = parse_mqtt_url(url)?;
+            let (host, port, user, pass) = parse_mqtt_url(url)?;
+            mqtt_login = (user, pass);
             Some(MqttChoice::External { host, port })
         }
         // Standalone ingest reads from a broker that runs elsewhere.
@@ -257,14 +321,19 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
         app_database_url: args.db.app_database_url.clone(),
         data_dir: args.data_dir.clone(),
         mqtt,
+        mqtt_device_auth: !args.mqtt_allow_anonymous,
         api_bind,
         jwt_secret,
         static_dir,
         public_url: args.public_url.clone(),
         webhooks_allow_private: args.webhooks_allow_private,
+        metrics: args.metrics,
+        probe_bind: args.probe_bind.filter(|_| api_bind.is_none()),
         ingest: maintainpro_ingest::IngestConfig {
             shared_group: args.mqtt_shared_group.clone(),
             client_id: args.mqtt_client_id.clone(),
+            username: mqtt_login.0,
+            password: mqtt_login.1,
             ..Default::default()
         },
         analytics: Default::default(),
@@ -289,6 +358,11 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
             "  MQTT     mqtt://{}:{}  topic mp/v1/{{org}}/{{device}}/telemetry",
             running.mqtt_host, running.mqtt_port
         );
+        if running.mqtt_device_auth {
+            println!(
+                "           sign in as {{org}}/{{device}} with the device secret (POST /api/v1/devices)"
+            );
+        }
     }
     if let Some(demo) = &running.demo {
         println!(
@@ -373,24 +447,16 @@ fn local_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.trim_end_matches('/')
-                .parse()
-                .with_context(|| format!("bad port in {url}"))?,
-        ),
-        None => (rest.trim_end_matches('/'), 1883),
-    };
-    if host.is_empty() {
-        bail!("no host in MQTT URL {url}");
+/// `mqtt://[user[:pass]@]host[:port]` (user and password percent-encoded):
+/// host, port and the optional login.
+type MqttUrl = (String, u16, Option<String>, Option<String>);
+
+fn parse_mqtt_url(url: &str) -> anyhow::Result<MqttUrl> {
+    let t = maintainpro_edge::MqttTarget::from_url(url, "maintainpro")?;
+    if t.host.is_empty() {
+        bail!("no host in MQTT URL");
     }
-    Ok((host.to_string(), port))
+    Ok((t.host, t.port, t.username, t.password))
 }
 
 async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {

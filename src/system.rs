@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
-use crate::{broker, demo};
+use crate::{broker, demo, frontdoor};
 
 /// Which MQTT broker to use.
 #[derive(Debug, Clone)]
@@ -41,6 +41,11 @@ pub struct SystemConfig {
     pub data_dir: PathBuf,
     /// The broker ingest reads from; `None` runs no ingest.
     pub mqtt: Option<MqttChoice>,
+    /// Embedded broker: devices must sign in with their credentials
+    /// (`{orgSlug}/{deviceName}` and the secret issued by the API) and may
+    /// publish only to their own topics (see [`frontdoor`]). Off: anyone may
+    /// connect and publish anywhere (development only).
+    pub mqtt_device_auth: bool,
     /// Where the API listens; `None` runs no API.
     pub api_bind: Option<SocketAddr>,
     /// HS256 key for access tokens; random for this run when `None`.
@@ -50,6 +55,11 @@ pub struct SystemConfig {
     pub public_url: Option<String>,
     /// Allow webhook targets in loopback/private ranges.
     pub webhooks_allow_private: bool,
+    /// Serve Prometheus metrics at `/metrics` on the API port.
+    pub metrics: bool,
+    /// Without the API (standalone ingest/analytics): serve `/healthz`,
+    /// `/readyz` and `/metrics` here.
+    pub probe_bind: Option<SocketAddr>,
     pub ingest: IngestConfig,
     pub analytics: AnalyticsConfig,
     /// Run analytics in this process.
@@ -68,11 +78,14 @@ impl SystemConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 any_port_if_taken: true,
             }),
+            mqtt_device_auth: true,
             api_bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             jwt_secret: None,
             static_dir: None,
             public_url: None,
             webhooks_allow_private: false,
+            metrics: true,
+            probe_bind: None,
             ingest: IngestConfig {
                 flush_interval: Duration::from_millis(50),
                 ..IngestConfig::default()
@@ -90,9 +103,16 @@ impl SystemConfig {
 /// A running system.
 pub struct Running {
     pub api_addr: Option<SocketAddr>,
-    /// The broker (empty host and port 0 when ingest does not run).
+    /// The broker (empty host and port 0 when ingest does not run): where
+    /// devices connect.
     pub mqtt_host: String,
     pub mqtt_port: u16,
+    /// Where the system's own services reach the broker: the embedded
+    /// broker's loopback port behind the device front door (on `mqtt_host`
+    /// otherwise, the same as `mqtt_port`).
+    pub mqtt_internal_port: u16,
+    /// Whether devices must authenticate (the embedded broker's front door runs).
+    pub mqtt_device_auth: bool,
     pub db: Db,
     /// Owner URL of the database (migrations, admin tasks).
     pub database_url: String,
@@ -123,8 +143,9 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
     .await
     .context("cannot connect to the database")?;
 
-    let (mqtt_host, mqtt_port) = match &config.mqtt {
-        None => (String::new(), 0),
+    let mut front_door = None;
+    let (mqtt_host, mqtt_port, mqtt_internal_port) = match &config.mqtt {
+        None => (String::new(), 0, 0),
         Some(MqttChoice::Embedded {
             listen,
             any_port_if_taken,
@@ -141,16 +162,33 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
                     );
                 }
             }
-            broker::start(listen)?;
-            tracing::info!(%listen, "embedded MQTT broker listening");
             let host = if listen.ip().is_unspecified() {
                 "127.0.0.1".to_string()
             } else {
                 listen.ip().to_string()
             };
-            (host, listen.port())
+            if config.mqtt_device_auth {
+                // rumqttd on loopback for our own services; devices go
+                // through the front door on the public address.
+                let internal = SocketAddr::from(([127, 0, 0, 1], broker::free_port()?));
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen} for MQTT (use --mqtt-port)"))?;
+                broker::start(internal)?;
+                tracing::info!(%listen, %internal, "embedded MQTT broker listening; devices must sign in");
+                front_door = Some((listener, internal));
+                (host, listen.port(), internal.port())
+            } else {
+                broker::start(listen)?;
+                tracing::warn!(
+                    %listen,
+                    "embedded MQTT broker listening WITHOUT device authentication: anyone who reaches \
+                     this port can publish as any device of any organization (development only)"
+                );
+                (host, listen.port(), listen.port())
+            }
         }
-        Some(MqttChoice::External { host, port }) => (host.clone(), *port),
+        Some(MqttChoice::External { host, port }) => (host.clone(), *port, *port),
     };
 
     let shutdown = CancellationToken::new();
@@ -158,10 +196,22 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
 
     let ingest_stats = Arc::new(IngestStats::new());
     let ingest_config = IngestConfig {
-        mqtt_host: mqtt_host.clone(),
-        mqtt_port,
+        mqtt_host: if front_door.is_some() {
+            "127.0.0.1".to_string()
+        } else {
+            mqtt_host.clone()
+        },
+        mqtt_port: mqtt_internal_port,
         ..config.ingest.clone()
     };
+    let mqtt_device_auth = front_door.is_some();
+    if let Some((listener, internal)) = front_door {
+        let (db, token) = (db.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let r = frontdoor::run(listener, frontdoor::FrontDoorConfig::new(internal), db, token).await;
+            ("mqtt front door", r)
+        });
+    }
     if config.mqtt.is_some() {
         let (db, stats, token) = (db.clone(), ingest_stats.clone(), shutdown.clone());
         tasks.spawn(async move {
@@ -203,6 +253,12 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
                 api_config.public_url = url.clone();
             }
             api_config.allow_private_webhook_targets = config.webhooks_allow_private;
+            // /metrics and /readyz see the services of this process.
+            api_config.metrics = config.metrics;
+            api_config.metrics_sources = maintainpro_api::metrics::MetricsSources {
+                ingest: config.mqtt.is_some().then(|| ingest_stats.clone()),
+                analytics: config.with_analytics.then(|| analytics_stats.clone()),
+            };
             let (hooks_db, hooks_token) = (db.clone(), shutdown.clone());
             tasks.spawn(async move {
                 let cfg = maintainpro_api::webhook_delivery::DeliveryConfig::default();
@@ -216,7 +272,25 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
             });
             Some(addr)
         }
-        None => None,
+        None => {
+            if let Some(bind) = config.probe_bind {
+                let listener = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("cannot listen on {bind} for probes (use --probe-bind)"))?;
+                let mut probe_config = ApiConfig::new(listener.local_addr()?, random_secret());
+                probe_config.metrics = config.metrics;
+                probe_config.metrics_sources = maintainpro_api::metrics::MetricsSources {
+                    ingest: config.mqtt.is_some().then(|| ingest_stats.clone()),
+                    analytics: config.with_analytics.then(|| analytics_stats.clone()),
+                };
+                let (db, token) = (db.clone(), shutdown.clone());
+                tasks.spawn(async move {
+                    let r = maintainpro_api::run_probes(db, probe_config, listener, token).await;
+                    ("probes", r.map_err(anyhow::Error::from))
+                });
+            }
+            None
+        }
     };
 
     let demo = match (&config.demo, config.mqtt.is_some()) {
@@ -224,18 +298,22 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
             let info = demo::seed(&db, opts)
                 .await
                 .context("cannot seed the demo organization")?;
-            let target = maintainpro_edge::MqttTarget {
-                host: mqtt_host.clone(),
-                port: mqtt_port,
-                client_id: "maintainpro-demo-fleet".into(),
-                username: None,
-                password: None,
-            };
-            let (sim, token) = (info.sim.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                let r = maintainpro_edge::simulate(target, sim, token).await;
-                ("demo fleet", r.map(|_| ()).map_err(anyhow::Error::from))
-            });
+            // One connection per gateway, each signed in as its device.
+            for (sim, secret) in info.per_device() {
+                let device = sim.devices.first().map(|d| d.name.clone()).unwrap_or_default();
+                let target = maintainpro_edge::MqttTarget {
+                    host: mqtt_host.clone(),
+                    port: mqtt_port,
+                    client_id: format!("maintainpro-demo-{device}"),
+                    username: Some(format!("{}/{device}", sim.org)),
+                    password: Some(secret),
+                };
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let r = maintainpro_edge::simulate(target, sim, token).await;
+                    ("demo fleet", r.map(|_| ()).map_err(anyhow::Error::from))
+                });
+            }
             Some(info)
         }
         _ => None,
@@ -245,6 +323,8 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
         api_addr,
         mqtt_host,
         mqtt_port,
+        mqtt_internal_port,
+        mqtt_device_auth,
         db,
         database_url: database.url.clone(),
         ingest_stats,

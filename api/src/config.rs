@@ -8,6 +8,7 @@ use std::time::Duration;
 use maintainpro_models::attachments::Limits as AttachmentLimits;
 
 use crate::error::ApiError;
+use crate::metrics::MetricsSources;
 
 /// Default lifetime of an access token.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -44,6 +45,13 @@ pub struct ApiConfig {
     /// (default PNG, JPEG, GIF, WebP, PDF, plain text, CSV; recognized from
     /// the content) and most files per work order (default 50).
     pub attachments: AttachmentLimits,
+    /// Serve Prometheus metrics at `GET /metrics` (default true; the page is
+    /// unauthenticated and shows counts, so deployments that expose the API
+    /// port publicly may turn it off: `--metrics off` / `MP_METRICS=off`).
+    pub metrics: bool,
+    /// Stats of services running in this process, for `/metrics` and
+    /// `/readyz` (default: none — only the API's own figures).
+    pub metrics_sources: MetricsSources,
 }
 
 impl ApiConfig {
@@ -60,6 +68,8 @@ impl ApiConfig {
             allowed_ws_origins: Vec::new(),
             public_url: default_public_url(bind),
             attachments: AttachmentLimits::default(),
+            metrics: true,
+            metrics_sources: MetricsSources::default(),
         }
     }
 
@@ -101,6 +111,8 @@ impl fmt::Debug for ApiConfig {
             .field("allowed_ws_origins", &self.allowed_ws_origins)
             .field("public_url", &self.public_url)
             .field("attachments", &self.attachments)
+            .field("metrics", &self.metrics)
+            .field("metrics_sources", &self.metrics_sources)
             .finish()
     }
 }

@@ -12,6 +12,7 @@
 //!   error maps to a status in one place ([`ApiError`]).
 //! - [`extract`]: JSON, path and query extractors whose rejections use the envelope.
 //! - [`middleware`]: request ids and envelope-wrapping of framework errors.
+//! - [`metrics`]: `GET /metrics` (Prometheus text format) and the HTTP counters.
 //! - [`openapi`]: the generated OpenAPI document (`/api/v1/openapi.json`).
 //! - [`webhook_delivery`]: the webhook delivery worker and target checks.
 //!
@@ -24,6 +25,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -34,5 +36,5 @@ pub mod webhook_delivery;
 pub use config::ApiConfig;
 pub use error::ApiError;
 pub use openapi::openapi;
-pub use server::{router, run};
+pub use server::{probes_router, router, run, run_probes};
 pub use state::AppState;

@@ -16,13 +16,13 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
-use crate::access;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 use crate::middleware::{envelope_errors, request_id, X_REQUEST_ID};
 use crate::routes::{self, system};
 use crate::state::AppState;
+use crate::{access, metrics};
 
 /// The whole application: `/api/v1`, probes, and the web UI or a hint at `/`.
 pub fn router(state: AppState) -> Router {
@@ -38,6 +38,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(system::readyz))
         // The request form that asset QR codes open.
         .merge(routes::qr::pages());
+    if state.config.metrics {
+        app = app.route("/metrics", get(metrics::metrics));
+    }
 
     app = match state.config.static_dir.as_deref().filter(|dir| dir.is_dir()) {
         Some(dir) => app.fallback_service(spa(dir)),
@@ -67,6 +70,10 @@ pub fn router(state: AppState) -> Router {
 
     // Layers run outside-in from the last one added: request id first, so
     // the trace span and every envelope carry it.
+    if state.config.metrics {
+        // Innermost, so the matched route is known; counts every answer.
+        app = app.layer(from_fn_with_state(state.metrics.clone(), metrics::track));
+    }
     app.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(from_fn(envelope_errors))
         .layer(trace)
@@ -114,5 +121,34 @@ pub async fn run(
         })
         .await?;
     tracing::info!("api stopped");
+    Ok(())
+}
+
+/// The probes (`/healthz`, `/readyz`) and `/metrics` alone: the HTTP face of
+/// a process that runs ingest or analytics without the API
+/// (`maintainpro ingest --probe-bind …`), so each instance can be scraped
+/// and checked by an orchestrator.
+pub fn probes_router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz));
+    if state.config.metrics {
+        app = app.route("/metrics", get(metrics::metrics));
+    }
+    app.with_state(state)
+}
+
+/// Serves [`probes_router`] on `listener` until `shutdown` is cancelled.
+pub async fn run_probes(
+    db: Db,
+    config: ApiConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ApiError> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "probes and metrics listening");
+    axum::serve(listener, probes_router(AppState::new(db, config)))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
     Ok(())
 }

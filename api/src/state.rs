@@ -9,6 +9,7 @@ use crate::access::AccessTable;
 use crate::auth::{AuthUser, JwtKeys};
 use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -18,16 +19,20 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     /// Who may call which operation (see [`crate::access`]).
     pub access: &'static AccessTable,
+    /// HTTP counters and the sources `/metrics` renders (see [`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     pub fn new(db: Db, config: ApiConfig) -> Self {
         let jwt = Arc::new(JwtKeys::new(&config));
+        let metrics = Arc::new(Metrics::new(config.metrics_sources.clone()));
         Self {
             db,
             config: Arc::new(config),
             jwt,
             access: AccessTable::api(),
+            metrics,
         }
     }
 

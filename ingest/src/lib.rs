@@ -3,12 +3,17 @@
 //!
 //! # Layout
 //! - [`codec`]: topic and JSON payload decoding (pure, property-tested).
+//! - [`sparkplug`]: the Sparkplug B codec and session state (pure,
+//!   property-tested); messages are routed to it by topic prefix.
 //! - [`writer`]: the batching COPY writer and device/sensor resolution.
+//! - [`rollup`]: keeps the 1-minute / 1-hour rollups on plain PostgreSQL.
 //! - [`stats`]: counters and the publish→commit latency histogram.
 //! - [`run`] (this file): the MQTT loop — one task owns `eventloop.poll()`,
 //!   another batches, writes and acks.
 
 pub mod codec;
+pub mod rollup;
+pub mod sparkplug;
 pub mod stats;
 pub mod writer;
 
@@ -20,7 +25,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use stats::{IngestStats, StatsSnapshot};
+pub use stats::{IngestStats, StaleDevice, StatsSnapshot};
 
 /// Where and how ingest connects.
 #[derive(Debug, Clone)]
@@ -49,6 +54,9 @@ pub struct IngestConfig {
     pub max_future_skew: Duration,
     /// Messages in flight from the broker (unacknowledged) at most.
     pub inflight: u16,
+    /// Also subscribe to Sparkplug B telemetry (`spBv1.0/…`, see
+    /// [`sparkplug::FILTERS`]).
+    pub sparkplug: bool,
 }
 
 impl Default for IngestConfig {
@@ -66,6 +74,7 @@ impl Default for IngestConfig {
             flush_interval: Duration::from_millis(100),
             max_future_skew: Duration::from_secs(300),
             inflight: 1000,
+            sparkplug: true,
         }
     }
 }
@@ -98,14 +107,23 @@ pub async fn run(
         opts.set_credentials(u, p);
     }
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
-    let filter = match &config.shared_group {
-        Some(g) => format!("$share/{g}/{TELEMETRY_FILTER}"),
-        None => TELEMETRY_FILTER.to_string(),
-    };
+    let mut filters = vec![TELEMETRY_FILTER];
+    if config.sparkplug {
+        filters.extend(sparkplug::FILTERS);
+    }
+    let filters: Vec<String> = filters
+        .into_iter()
+        .map(|f| match &config.shared_group {
+            Some(g) => format!("$share/{g}/{f}"),
+            None => f.to_string(),
+        })
+        .collect();
+    let filter = filters.join(" ");
     // Bounded: when the writer falls behind (database slow or down), the
     // poller waits here, stops reading from the broker, and the broker stops
     // sending once our unacknowledged inflight window is full.
     let (tx, rx) = mpsc::channel::<Publish>(config.inflight as usize * 2);
+    let rollups = tokio::spawn(rollup::run(db.clone(), rollup::ROLLUP_INTERVAL, shutdown.clone()));
     let writer = tokio::spawn(writer::run(
         db,
         client.clone(),
@@ -124,9 +142,13 @@ pub async fn run(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
+                stats.set_connected(true);
                 tracing::info!(session_present = ack.session_present, %filter, "connected to broker");
                 // Idempotent; covers brokers that did not keep the session.
-                client.subscribe(&filter, QoS::AtLeastOnce).await?;
+                let subscriptions = filters
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                client.subscribe_many(subscriptions).await?;
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 stats.message_received();
@@ -137,6 +159,7 @@ pub async fn run(
             }
             Ok(_) => {}
             Err(e) => {
+                stats.set_connected(false);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "mqtt connection error");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -146,11 +169,13 @@ pub async fn run(
             }
         }
     }
+    stats.set_connected(false);
     drop(tx);
     // The writer flushes what it holds (and acks it) before returning.
     if let Ok(Err(e)) = writer.await {
         tracing::error!(error = %e, "ingest writer stopped with an error");
     }
+    rollups.abort();
     let _ = client.disconnect().await;
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! and only then acknowledges the MQTT messages.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,12 +10,13 @@ use chrono::{DateTime, Utc};
 use maintainpro_models::dead_letters::{self, NewDeadLetter};
 use maintainpro_models::devices::{self, ResolvedDevice};
 use maintainpro_models::{db::set_org, Db, ModelError};
-use rumqttc::{AsyncClient, Publish};
+use rumqttc::{AsyncClient, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::codec::{self, Rejection};
+use crate::sparkplug::{self, Sessions};
 use crate::{IngestConfig, IngestError, IngestStats};
 
 /// A reading ready to store.
@@ -88,18 +88,30 @@ pub(crate) async fn run(
         db: db.clone(),
         cache: HashMap::new(),
     };
+    let mut sessions = Sessions::new();
     let mut batch = Batch::default();
     let skew = chrono::Duration::from_std(config.max_future_skew).unwrap_or(chrono::Duration::minutes(5));
     let mut last_message = Instant::now();
+    let mut acks = AckQueue::default();
     loop {
         let deadline = match batch.started {
             Some(first) => (first + config.flush_interval).min(last_message + config.idle_flush),
             None => Instant::now() + Duration::from_secs(3600),
         };
+        // Acks that did not fit are retried soon, whatever else happens.
+        let ack_retry = if acks.is_empty() {
+            deadline
+        } else {
+            Instant::now() + Duration::from_millis(1)
+        };
         let next = tokio::select! {
             p = rx.recv() => p,
             _ = tokio::time::sleep_until(deadline.into()) => {
-                flush(&db, &client, &stats, &mut batch, &shutdown).await;
+                flush(&db, &client, &stats, &mut batch, &mut acks, &shutdown).await;
+                continue;
+            }
+            _ = tokio::time::sleep_until(ack_retry.into()), if !acks.is_empty() => {
+                acks.drain(&client);
                 continue;
             }
         };
@@ -108,13 +120,22 @@ pub(crate) async fn run(
         if batch.started.is_none() {
             batch.started = Some(last_message);
         }
-        accept(&mut registry, &publish, skew, &mut batch).await;
+        if sparkplug::is_sparkplug(&publish.topic) {
+            let ctx = SparkplugCtx {
+                sessions: &mut sessions,
+                client: &client,
+                stats: &stats,
+            };
+            accept_sparkplug(&mut registry, ctx, &publish, skew, &mut batch).await;
+        } else {
+            accept(&mut registry, &publish, skew, &mut batch).await;
+        }
         batch.publishes.push(publish);
         if batch.rows.len() >= config.batch_max || batch.publishes.len() >= config.batch_max_messages {
-            flush(&db, &client, &stats, &mut batch, &shutdown).await;
+            flush(&db, &client, &stats, &mut batch, &mut acks, &shutdown).await;
         }
     }
-    flush(&db, &client, &stats, &mut batch, &shutdown).await;
+    flush(&db, &client, &stats, &mut batch, &mut acks, &shutdown).await;
     Ok(())
 }
 
@@ -209,6 +230,192 @@ async fn accept(registry: &mut Registry, publish: &Publish, skew: chrono::Durati
     }
 }
 
+/// What the Sparkplug path needs besides the registry and the batch.
+struct SparkplugCtx<'a> {
+    sessions: &'a mut Sessions,
+    client: &'a AsyncClient,
+    stats: &'a IngestStats,
+}
+
+/// Decodes one Sparkplug B message into rows and dead letters of the batch,
+/// keeping the session state (aliases, sequence numbers) and the stale
+/// devices up to date. Same reasons as the JSON path, plus
+/// `unknown_alias` and `no_usable_metrics`.
+async fn accept_sparkplug(
+    registry: &mut Registry,
+    ctx: SparkplugCtx<'_>,
+    publish: &Publish,
+    skew: chrono::Duration,
+    batch: &mut Batch,
+) {
+    let dead = |org: Option<Uuid>, r: Rejection| NewDeadLetter {
+        organization_id: org,
+        topic: publish.topic.clone(),
+        payload: publish.payload.to_vec(),
+        reason: r.reason.to_string(),
+        detail: r.detail,
+    };
+    let topic = match sparkplug::parse_topic(&publish.topic) {
+        Ok(t) => t,
+        Err(r) => return batch.dead.push(dead(None, r)),
+    };
+    let org_by_slug = |db: Db, slug: String| async move {
+        maintainpro_models::organizations::id_by_slug(&db, &slug)
+            .await
+            .ok()
+            .flatten()
+    };
+    let payload = match sparkplug::decode_payload(&publish.payload) {
+        Ok(p) => p,
+        Err(r) => {
+            let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
+            return batch.dead.push(dead(org, r));
+        }
+    };
+    let now = Utc::now();
+    let gap = ctx.sessions.track_seq(&topic, payload.seq);
+    if let Some((expected, got)) = gap {
+        tracing::warn!(
+            group = topic.group,
+            edge_node = topic.edge_node,
+            expected,
+            got,
+            "sparkplug sequence gap (messages lost or reordered)"
+        );
+    }
+    let decoded = ctx.sessions.apply_message(&topic, &payload, now, skew);
+    let skipped = decoded.as_ref().map(|d| d.unsupported + d.nulls).unwrap_or(0);
+    ctx.stats.sparkplug_message(gap.is_some(), skipped);
+    let name = topic.device_name();
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(r) => {
+            let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
+            return batch.dead.push(dead(org, r));
+        }
+    };
+    if decoded.stale_death {
+        tracing::info!(
+            group = topic.group,
+            edge_node = topic.edge_node,
+            "ignoring NDEATH of an earlier session (bdSeq mismatch)"
+        );
+        return;
+    }
+    if topic.kind.is_birth() || topic.kind.is_death() {
+        let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
+        match org {
+            Some(org) if topic.kind.is_death() => {
+                tracing::info!(group = topic.group, devices = ?decoded.died, "sparkplug death: devices marked stale");
+                ctx.stats.mark_stale(org, &decoded.died, now);
+            }
+            Some(org) => ctx.stats.clear_stale(org, &name),
+            None => {
+                let detail = format!("no organization '{}' (the Sparkplug group id)", topic.group);
+                return batch
+                    .dead
+                    .push(dead(None, Rejection::new(codec::UNKNOWN_DEVICE, detail)));
+            }
+        }
+        if topic.kind.is_death() {
+            return;
+        }
+    }
+    if decoded.readings.is_empty() && decoded.unknown_aliases.is_empty() && decoded.invalid.is_empty() {
+        // A birth of control metrics only.
+        return;
+    }
+    let device = loop {
+        match registry.get(topic.group, &name, false).await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::warn!(error = %e, "device lookup failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let Some(mut device) = device else {
+        let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
+        let detail = format!("no device '{name}' in organization '{}'", topic.group);
+        return batch
+            .dead
+            .push(dead(org, Rejection::new(codec::UNKNOWN_DEVICE, detail)));
+    };
+    let org = Some(device.organization_id);
+    if !device.active {
+        let detail = format!("device '{name}' is deactivated");
+        return batch
+            .dead
+            .push(dead(org, Rejection::new(codec::INACTIVE_DEVICE, detail)));
+    }
+    let mut invalid = decoded.invalid;
+    let mut unknown = Vec::new();
+    for reading in decoded.readings {
+        let metric = sparkplug::sensor_metric(&reading.metric);
+        let sensor = match device.sensors.get(&metric) {
+            Some(s) => Some(*s),
+            None => {
+                if let Ok(Some(fresh)) = registry.get(topic.group, &name, true).await {
+                    device = fresh;
+                }
+                device.sensors.get(&metric).copied()
+            }
+        };
+        match (sensor, reading.value) {
+            (Some(sensor_id), Ok(value)) => batch.rows.push(Row {
+                organization_id: device.organization_id,
+                sensor_id,
+                ts: reading.ts,
+                value,
+            }),
+            (None, _) => unknown.push(metric),
+            (_, Err(why)) => invalid.push(why),
+        }
+    }
+    if !invalid.is_empty() {
+        batch.dead.push(dead(
+            org,
+            Rejection::new(codec::INVALID_VALUE, invalid.join("; ")),
+        ));
+    }
+    if !unknown.is_empty() {
+        unknown.sort();
+        unknown.dedup();
+        let detail = format!(
+            "device '{name}' has no sensor for metric(s): {}",
+            unknown.join(", ")
+        );
+        batch
+            .dead
+            .push(dead(org, Rejection::new(codec::UNKNOWN_SENSOR, detail)));
+    }
+    if !decoded.unknown_aliases.is_empty() {
+        let mut aliases = decoded.unknown_aliases;
+        aliases.sort_unstable();
+        aliases.dedup();
+        let aliases: Vec<String> = aliases.iter().map(u64::to_string).collect();
+        let requested = ctx
+            .sessions
+            .should_request_rebirth(topic.group, topic.edge_node, Instant::now());
+        if requested {
+            let (cmd_topic, cmd) = sparkplug::rebirth_command(topic.group, topic.edge_node, now);
+            match ctx.client.try_publish(cmd_topic, QoS::AtMostOnce, false, cmd) {
+                Ok(()) => ctx.stats.sparkplug_rebirth_requested(),
+                Err(e) => tracing::warn!(error = %e, "could not request a sparkplug rebirth"),
+            }
+        }
+        let detail = format!(
+            "device '{name}': no birth (NBIRTH/DBIRTH) since ingest started or since the node's death \
+             defined alias(es) {}; a rebirth was requested from edge node '{}'",
+            aliases.join(", "),
+            topic.edge_node
+        );
+        batch
+            .dead
+            .push(dead(org, Rejection::new(sparkplug::UNKNOWN_ALIAS, detail)));
+    }
+}
+
 /// Commits the batch (retrying while the database is unavailable), then
 /// acknowledges its messages.
 async fn flush(
@@ -216,6 +423,7 @@ async fn flush(
     client: &AsyncClient,
     stats: &IngestStats,
     batch: &mut Batch,
+    acks: &mut AckQueue,
     shutdown: &CancellationToken,
 ) {
     if batch.is_empty() {
@@ -246,16 +454,60 @@ async fn flush(
             .map(|r| (now - r.ts).num_milliseconds())
             .collect();
         stats.batch_committed(stored, batch.rows.len() as u64, batch.dead.len() as u64, &lat);
+        let newest = batch.rows.iter().map(|r| r.ts).max();
+        stats.batch_timing(batch.rows.len(), batch.started.map(|s| s.elapsed()), newest);
         for (reason, n) in count_reasons(&batch.dead) {
+            stats.dead_lettered(reason, n as u64);
             tracing::warn!(reason, count = n, "dead-lettered telemetry");
         }
-        for p in &batch.publishes {
-            if let Err(e) = client.ack(p).await {
-                tracing::warn!(error = %e, "could not send ack");
+        acks.extend(batch.publishes.iter().map(AckQueue::ack_of));
+        acks.drain(client);
+    }
+    *batch = Batch::default();
+}
+
+/// Acknowledgements waiting for room in the MQTT client's request queue.
+///
+/// The writer must never *wait* for that room: the queue is drained only
+/// while the poller polls the event loop, and the poller may itself be
+/// waiting for the writer to take a message (a broker that sends beyond its
+/// in-flight window fills both queues: a deadlock). So acks are handed over
+/// with `try_ack`, and what does not fit is kept here (a few bytes each) and
+/// retried on the writer's next turn.
+#[derive(Default)]
+pub(crate) struct AckQueue {
+    pending: std::collections::VecDeque<Publish>,
+}
+
+impl AckQueue {
+    /// What an ack needs of a message: its packet id and QoS, not its payload.
+    fn ack_of(p: &Publish) -> Publish {
+        let mut ack = Publish::new("", p.qos, Vec::new());
+        ack.pkid = p.pkid;
+        ack
+    }
+
+    fn extend(&mut self, acks: impl IntoIterator<Item = Publish>) {
+        self.pending.extend(acks);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Hands over as many acks as the client queue takes, oldest first.
+    pub(crate) fn drain(&mut self, client: &AsyncClient) {
+        while let Some(p) = self.pending.front() {
+            match client.try_ack(p) {
+                Ok(()) => {
+                    self.pending.pop_front();
+                }
+                // Full (or the event loop is gone: then the messages come
+                // again with the next session and these acks do not matter).
+                Err(_) => break,
             }
         }
     }
-    *batch = Batch::default();
 }
 
 fn count_reasons(dead: &[NewDeadLetter]) -> Vec<(&str, usize)> {
@@ -264,6 +516,33 @@ fn count_reasons(dead: &[NewDeadLetter]) -> Vec<(&str, usize)> {
         *m.entry(d.reason.as_str()).or_default() += 1;
     }
     m.into_iter().collect()
+}
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+
+/// The rows in PostgreSQL's binary COPY format (organization_id uuid,
+/// sensor_id uuid, ts timestamptz, value float8): no text to format here
+/// nor to parse on the server, which is most of a text COPY's cost.
+fn copy_binary(rows: &[Row]) -> Vec<u8> {
+    // 4 fields: 2 (count) + 4 × 4 (lengths) + 16 + 16 + 8 + 8 bytes.
+    let mut buf = Vec::with_capacity(19 + rows.len() * 66 + 2);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    for r in rows {
+        buf.extend_from_slice(&4i16.to_be_bytes());
+        buf.extend_from_slice(&16i32.to_be_bytes());
+        buf.extend_from_slice(r.organization_id.as_bytes());
+        buf.extend_from_slice(&16i32.to_be_bytes());
+        buf.extend_from_slice(r.sensor_id.as_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&(r.ts.timestamp_micros() - PG_EPOCH_OFFSET_MICROS).to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&r.value.to_be_bytes());
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    buf
 }
 
 /// Writes readings and dead letters in one transaction; returns how many
@@ -283,26 +562,17 @@ pub async fn commit(db: &Db, rows: &[Row], dead: &[NewDeadLetter]) -> Result<u64
             .execute(&mut *tx)
             .await?;
         }
-        let mut buf = String::with_capacity(rows.len() * 96);
         let mut orgs: Vec<Uuid> = Vec::new();
         for r in rows {
-            // writeln! on a String cannot fail.
-            let _ = writeln!(
-                buf,
-                "{}\t{}\t{}\t{}",
-                r.organization_id,
-                r.sensor_id,
-                r.ts.format("%Y-%m-%dT%H:%M:%S%.6f+00"),
-                r.value
-            );
             if !orgs.contains(&r.organization_id) {
                 orgs.push(r.organization_id);
             }
         }
+        let buf = copy_binary(rows);
         let mut copy = tx
-            .copy_in_raw("COPY readings_stage FROM STDIN (FORMAT text)")
+            .copy_in_raw("COPY readings_stage FROM STDIN (FORMAT binary)")
             .await?;
-        copy.send(buf.into_bytes()).await?;
+        copy.send(buf).await?;
         copy.finish().await?;
         for org in orgs {
             set_org(&mut tx, org).await?;

@@ -87,9 +87,7 @@ pub async fn create_device(tx: &mut Tx, tenant: &Tenant, new: NewDevice) -> Resu
             "1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit",
         ));
     }
-    let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
-    let to_hash = secret.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&to_hash)).await??;
+    let (secret, hash) = new_secret().await?;
     let device = sqlx::query_as::<_, Device>(&format!(
         "INSERT INTO devices (id, organization_id, name, description, secret_hash)
          VALUES ($1, $2, $3, $4, $5) RETURNING {DEVICE_COLUMNS}"
@@ -108,6 +106,78 @@ pub async fn create_device(tx: &mut Tx, tenant: &Tenant, new: NewDevice) -> Resu
     })?;
     events::emit(tx, tenant, "device.created", Some(device.id), &device).await?;
     Ok(DeviceCredentials { device, secret })
+}
+
+async fn new_secret() -> Result<(String, String)> {
+    let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+    let to_hash = secret.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&to_hash)).await??;
+    Ok((secret, hash))
+}
+
+/// Replaces the device's secret with a new one, returned this once; the old
+/// secret stops working at once (the MQTT front door checks the stored hash
+/// at every CONNECT). Reactivates a revoked device.
+pub async fn rotate_credentials(tx: &mut Tx, tenant: &Tenant, id: Uuid) -> Result<DeviceCredentials> {
+    let (secret, hash) = new_secret().await?;
+    let device = sqlx::query_as::<_, Device>(&format!(
+        "UPDATE devices SET secret_hash = $2, active = true WHERE id = $1 RETURNING {DEVICE_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(hash)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(ModelError::NotFound("device"))?;
+    events::emit(tx, tenant, "device.credentials_rotated", Some(device.id), &device).await?;
+    Ok(DeviceCredentials { device, secret })
+}
+
+/// Deactivates the device and clears its secret: it can no longer connect
+/// (and ingest stores nothing more for it). Rotating the credentials
+/// re-enables it.
+pub async fn revoke(tx: &mut Tx, tenant: &Tenant, id: Uuid) -> Result<Device> {
+    let device = sqlx::query_as::<_, Device>(&format!(
+        "UPDATE devices SET secret_hash = NULL, active = false WHERE id = $1 RETURNING {DEVICE_COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(ModelError::NotFound("device"))?;
+    events::emit(tx, tenant, "device.revoked", Some(device.id), &device).await?;
+    Ok(device)
+}
+
+/// What the MQTT front door checks a CONNECT against.
+#[derive(Debug, Clone, FromRow)]
+pub struct DeviceLogin {
+    pub organization_id: Uuid,
+    pub device_id: Uuid,
+    pub active: bool,
+    /// `None` once revoked.
+    pub secret_hash: Option<String>,
+}
+
+/// The stored credentials of device `{org_slug}/{device}` (any organization:
+/// the caller is not yet signed in to one).
+pub async fn login_info(db: &Db, org_slug: &str, device: &str) -> Result<Option<DeviceLogin>> {
+    Ok(sqlx::query_as::<_, DeviceLogin>(
+        "SELECT organization_id, device_id, active, secret_hash FROM mp_device_credentials($1, $2)",
+    )
+    .bind(org_slug)
+    .bind(device)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// The current state of these devices, for re-checking open connections:
+/// (device id, active, secret hash). Missing ids were deleted.
+pub async fn current_secrets(db: &Db, ids: &[Uuid]) -> Result<Vec<(Uuid, bool, Option<String>)>> {
+    Ok(
+        sqlx::query_as("SELECT device_id, active, secret_hash FROM mp_device_secrets($1)")
+            .bind(ids)
+            .fetch_all(db.pool())
+            .await?,
+    )
 }
 
 pub async fn get_device(tx: &mut Tx, id: Uuid) -> Result<Device> {

@@ -10,7 +10,8 @@
 //! - [`sessions`]: sign-in sessions (rotating refresh tokens, reuse detection).
 //! - [`reports`]: MTBF, MTTR, availability, backlog and cost per asset.
 //! - [`requests`]: work requests, approved into work orders or rejected.
-//! - [`readings`]: trend queries over telemetry (ingest owns the writer).
+//! - [`readings`]: trend queries over telemetry (ingest owns the writer);
+//!   [`rollups`]: the 1-minute / 1-hour rollups on plain PostgreSQL; [`lttb`]: downsampling.
 //! - [`anomalies`]: anomaly episodes found by analytics.
 //! - [`activity`]: work-order comments and labour time logs.
 //! - [`attachments`]: files on work orders (type sniffed from content, limits, storage).
@@ -45,6 +46,7 @@ pub mod equipment;
 pub mod error;
 pub mod events;
 pub mod failure_codes;
+pub mod lttb;
 pub mod organizations;
 pub mod page;
 pub mod parts;
@@ -52,6 +54,7 @@ pub mod pm;
 pub mod readings;
 pub mod reports;
 pub mod requests;
+pub mod rollups;
 pub mod sessions;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -101,6 +101,8 @@ pub struct SeededOrg {
     pub password: String,
     pub equipment: crate::equipment::Equipment,
     pub device: crate::devices::Device,
+    /// The device's MQTT secret (username `{slug}/{device name}`).
+    pub device_secret: String,
     /// One sensor per metric, in the order given.
     pub sensors: Vec<crate::devices::Sensor>,
 }
@@ -142,7 +144,7 @@ pub async fn seed_org(db: &Db, slug: &str, metrics: &[&str]) -> SeededOrg {
             },
         )
         .await?;
-        let device = devices::create_device(
+        let creds = devices::create_device(
             &mut tx,
             &tenant,
             NewDevice {
@@ -150,8 +152,8 @@ pub async fn seed_org(db: &Db, slug: &str, metrics: &[&str]) -> SeededOrg {
                 description: String::new(),
             },
         )
-        .await?
-        .device;
+        .await?;
+        let (device, device_secret) = (creds.device, creds.secret);
         let mut sensors = Vec::new();
         for m in metrics {
             let new = NewSensor {
@@ -173,6 +175,7 @@ pub async fn seed_org(db: &Db, slug: &str, metrics: &[&str]) -> SeededOrg {
             password: SEED_PASSWORD.to_string(),
             equipment,
             device,
+            device_secret,
             sensors,
         })
     };

@@ -1,15 +1,19 @@
 //! Acceptance: malformed payloads, unknown devices and non-numeric values
-//! land in dead_letters with a reason, and ingest keeps going.
+//! land in dead_letters with a reason, and ingest keeps going. Runs on the
+//! embedded broker and on Mosquitto.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{eventually, App};
+use crate::support::{eventually, on_both_brokers, App, BrokerKind};
 
-#[tokio::test]
-async fn bad_input_is_dead_lettered_and_ingest_keeps_running() {
-    let app = App::start().await;
+on_both_brokers!(bad_input_is_dead_lettered_and_ingest_keeps_running);
+
+async fn bad_input_is_dead_lettered_and_ingest_keeps_running(broker: BrokerKind) {
+    let Some(app) = App::start_on(broker).await else {
+        return;
+    };
     let org = app.seed_org("dl", &["temp"]).await;
     let token = app.login(&org).await;
     let topic = format!("mp/v1/{}/{}/telemetry", org.slug, org.device.name);

@@ -1,6 +1,7 @@
 //! Acceptance: a fault published over MQTT becomes an anomaly and an auto
 //! work order visible through the API; a second identical fault while the
-//! first is open adds to it instead of creating another.
+//! first is open adds to it instead of creating another. Runs on the
+//! embedded broker and on Mosquitto.
 
 use std::time::Duration;
 
@@ -9,12 +10,12 @@ use maintainpro_edge::{FaultKind, FaultSpec, MqttTarget, SimConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{eventually, App};
+use crate::support::{eventually, on_both_brokers, App, BrokerKind, SeededOrg};
 
 /// Runs the simulator for `samples` seconds of synthetic data from `origin`,
 /// with one spike on bearing_temp `spike_after` into it.
-async fn simulate(app: &App, org: &str, origin: chrono::DateTime<Utc>, samples: u64, spike_after: u64) {
-    let mut sim = SimConfig::fleet(org, 1, 2, Duration::from_secs(1));
+async fn simulate(app: &App, org: &SeededOrg, origin: chrono::DateTime<Utc>, samples: u64, spike_after: u64) {
+    let mut sim = SimConfig::fleet(&org.slug, 1, 2, Duration::from_secs(1));
     sim.time_origin = Some(origin);
     sim.max_samples = Some(samples);
     sim.batch = 10;
@@ -26,12 +27,13 @@ async fn simulate(app: &App, org: &str, origin: chrono::DateTime<Utc>, samples: 
         duration: Duration::from_secs(3),
         magnitude: 15.0,
     }];
+    let (username, password) = app.device_login(org);
     let target = MqttTarget {
         host: app.running.mqtt_host.clone(),
         port: app.running.mqtt_port,
         client_id: format!("sim-{}", uuid::Uuid::new_v4().simple()),
-        username: None,
-        password: None,
+        username,
+        password,
     };
     let report = maintainpro_edge::simulate(target, sim, CancellationToken::new())
         .await
@@ -39,14 +41,17 @@ async fn simulate(app: &App, org: &str, origin: chrono::DateTime<Utc>, samples: 
     assert_eq!(report.faults.len(), 1, "the spike was injected");
 }
 
-#[tokio::test]
-async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly() {
-    let app = App::start().await;
+on_both_brokers!(a_fault_raises_one_auto_work_order_linked_to_its_anomaly);
+
+async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly(broker: BrokerKind) {
+    let Some(app) = App::start_on(broker).await else {
+        return;
+    };
     let org = app.seed_org("loop", &["bearing_temp", "vibration"]).await;
     let token = app.login(&org).await;
     let origin = Utc::now() - chrono::Duration::hours(1);
 
-    simulate(&app, &org.slug, origin, 300, 200).await;
+    simulate(&app, &org, origin, 300, 200).await;
     let wos: Vec<Value> = eventually(Duration::from_secs(60), "an auto work order", || async {
         let (status, body) = app.get(&token, "/api/v1/work-orders?source=auto").await;
         assert_eq!(status, 200, "{body}");
@@ -77,7 +82,7 @@ async fn a_fault_raises_one_auto_work_order_linked_to_its_anomaly() {
     );
 
     // The same fault again, later, while the work order is still open.
-    simulate(&app, &org.slug, origin + chrono::Duration::seconds(300), 300, 200).await;
+    simulate(&app, &org, origin + chrono::Duration::seconds(300), 300, 200).await;
     let anomalies: Vec<Value> = eventually(Duration::from_secs(60), "the second anomaly", || async {
         let (_, body) = app.get(&token, "/api/v1/anomalies").await;
         let items = body["data"].as_array().cloned().unwrap_or_default();

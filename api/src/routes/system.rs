@@ -24,30 +24,54 @@ pub fn api_router() -> Router<AppState> {
 pub struct Probe {
     /// ok | ready | unavailable
     pub status: &'static str,
+    /// When unavailable: what is missing (`database`, or `broker` when
+    /// ingest runs in this process and is not connected to MQTT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "system", responses((status = 200, body = Probe)))]
 pub async fn healthz() -> axum::Json<Probe> {
-    axum::Json(Probe { status: "ok" })
+    axum::Json(Probe {
+        status: "ok",
+        reason: None,
+    })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers, and, when ingest runs in this process,
+/// it is connected to the MQTT broker.
 #[utoipa::path(
     get, path = "/readyz", operation_id = "readyz", tag = "system",
     responses((status = 200, body = Probe), (status = 503, body = Probe))
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Probe>) {
-    if state.db.ping().await {
-        (StatusCode::OK, axum::Json(Probe { status: "ready" }))
+    let ingest = state.metrics.sources().ingest.as_ref();
+    let missing = if !state.db.ping().await {
+        Some("database")
+    } else if ingest.is_some_and(|s| !s.is_connected()) {
+        Some("broker")
     } else {
-        tracing::warn!("readiness check failed: database unavailable");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
+        None
+    };
+    match missing {
+        None => (
+            StatusCode::OK,
             axum::Json(Probe {
-                status: "unavailable",
+                status: "ready",
+                reason: None,
             }),
-        )
+        ),
+        Some(reason) => {
+            tracing::warn!(reason, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(Probe {
+                    status: "unavailable",
+                    reason: Some(reason),
+                }),
+            )
+        }
     }
 }
 
