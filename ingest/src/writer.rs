@@ -141,73 +141,118 @@ pub(crate) async fn run(
 
 /// Decodes one message into rows and dead letters of the batch.
 async fn accept(registry: &mut Registry, publish: &Publish, skew: chrono::Duration, batch: &mut Batch) {
-    let dead = |org: Option<Uuid>, r: Rejection| NewDeadLetter {
+    let dead = |org: Option<Uuid>, r: Rejection| dead_letter(publish, org, r);
+    let topic = match codec::parse_topic(&publish.topic) {
+        Ok(t) => t,
+        Err(r) => return batch.dead.push(dead(None, r)),
+    };
+    let Some(device) = resolve_device(registry, topic.org, topic.device, batch, &dead).await else {
+        return;
+    };
+    let samples = match codec::decode(&publish.payload, Utc::now(), skew) {
+        Ok(s) => s,
+        Err(r) => return batch.dead.push(dead(Some(device.organization_id), r)),
+    };
+    let readings = samples.into_iter().flat_map(|s| {
+        s.metrics
+            .into_iter()
+            .map(move |(metric, value)| (metric, s.ts, value))
+    });
+    let at = (topic.org, topic.device);
+    place_readings(registry, at, device, readings, Vec::new(), batch, &dead).await;
+}
+
+/// A dead letter of `publish`.
+fn dead_letter(publish: &Publish, org: Option<Uuid>, r: Rejection) -> NewDeadLetter {
+    NewDeadLetter {
         organization_id: org,
         topic: publish.topic.clone(),
         payload: publish.payload.to_vec(),
         reason: r.reason.to_string(),
         detail: r.detail,
-    };
-    let topic = match codec::parse_topic(&publish.topic) {
-        Ok(t) => t,
-        Err(r) => return batch.dead.push(dead(None, r)),
-    };
+    }
+}
+
+async fn org_by_slug(db: &Db, slug: &str) -> Option<Uuid> {
+    maintainpro_models::organizations::id_by_slug(db, slug)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The active device `{org_slug}/{name}`, or `None` after dead-lettering the
+/// message as `unknown_device` / `inactive_device`. Waits for the database
+/// rather than dead-lettering good data while it is away.
+async fn resolve_device(
+    registry: &mut Registry,
+    org_slug: &str,
+    name: &str,
+    batch: &mut Batch,
+    dead: &(dyn Fn(Option<Uuid>, Rejection) -> NewDeadLetter + Sync),
+) -> Option<Arc<ResolvedDevice>> {
     let device = loop {
-        match registry.get(topic.org, topic.device, false).await {
+        match registry.get(org_slug, name, false).await {
             Ok(d) => break d,
             Err(e) => {
-                // The registry lookup needs the database; wait for it rather
-                // than dead-lettering good data.
                 tracing::warn!(error = %e, "device lookup failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     };
-    let Some(mut device) = device else {
-        let org = maintainpro_models::organizations::id_by_slug(&registry.db, topic.org)
-            .await
-            .ok()
-            .flatten();
-        let detail = format!("no device '{}' in organization '{}'", topic.device, topic.org);
-        return batch
+    let Some(device) = device else {
+        let org = org_by_slug(&registry.db, org_slug).await;
+        let detail = format!("no device '{name}' in organization '{org_slug}'");
+        batch
             .dead
             .push(dead(org, Rejection::new(codec::UNKNOWN_DEVICE, detail)));
+        return None;
     };
-    let org = Some(device.organization_id);
     if !device.active {
-        let detail = format!("device '{}' is deactivated", topic.device);
-        return batch
+        let detail = format!("device '{name}' is deactivated");
+        let org = Some(device.organization_id);
+        batch
             .dead
             .push(dead(org, Rejection::new(codec::INACTIVE_DEVICE, detail)));
+        return None;
     }
-    let samples = match codec::decode(&publish.payload, Utc::now(), skew) {
-        Ok(s) => s,
-        Err(r) => return batch.dead.push(dead(org, r)),
-    };
-    let mut invalid = Vec::new();
+    Some(device)
+}
+
+/// Adds decoded (metric, ts, value) readings of one message to the batch:
+/// each metric resolves to the device's sensor (the cached device is
+/// refreshed for a metric it does not know: a sensor registered since), and
+/// invalid values (with `invalid` from the decoder) and unknown metrics are
+/// dead-lettered, one letter each listing them.
+async fn place_readings(
+    registry: &mut Registry,
+    (org_slug, name): (&str, &str),
+    mut device: Arc<ResolvedDevice>,
+    readings: impl IntoIterator<Item = (String, DateTime<Utc>, Result<f64, String>)>,
+    mut invalid: Vec<String>,
+    batch: &mut Batch,
+    dead: &(dyn Fn(Option<Uuid>, Rejection) -> NewDeadLetter + Sync),
+) {
+    let org = Some(device.organization_id);
     let mut unknown = Vec::new();
-    for sample in samples {
-        for (metric, value) in sample.metrics {
-            let sensor = match device.sensors.get(&metric) {
-                Some(s) => Some(*s),
-                None => {
-                    // A sensor registered after we cached the device?
-                    if let Ok(Some(fresh)) = registry.get(topic.org, topic.device, true).await {
-                        device = fresh;
-                    }
-                    device.sensors.get(&metric).copied()
+    for (metric, ts, value) in readings {
+        let sensor = match device.sensors.get(&metric) {
+            Some(s) => Some(*s),
+            None => {
+                if let Ok(Some(fresh)) = registry.get(org_slug, name, true).await {
+                    device = fresh;
                 }
-            };
-            match (sensor, value) {
-                (Some(sensor_id), Ok(value)) => batch.rows.push(Row {
-                    organization_id: device.organization_id,
-                    sensor_id,
-                    ts: sample.ts,
-                    value,
-                }),
-                (None, _) => unknown.push(metric),
-                (_, Err(why)) => invalid.push(why),
+                device.sensors.get(&metric).copied()
             }
+        };
+        match (sensor, value) {
+            (Some(sensor_id), Ok(value)) => batch.rows.push(Row {
+                organization_id: device.organization_id,
+                sensor_id,
+                ts,
+                value,
+            }),
+            (None, _) => unknown.push(metric),
+            (_, Err(why)) => invalid.push(why),
         }
     }
     if !invalid.is_empty() {
@@ -220,8 +265,7 @@ async fn accept(registry: &mut Registry, publish: &Publish, skew: chrono::Durati
         unknown.sort();
         unknown.dedup();
         let detail = format!(
-            "device '{}' has no sensor for metric(s): {}",
-            topic.device,
+            "device '{name}' has no sensor for metric(s): {}",
             unknown.join(", ")
         );
         batch
@@ -248,27 +292,15 @@ async fn accept_sparkplug(
     skew: chrono::Duration,
     batch: &mut Batch,
 ) {
-    let dead = |org: Option<Uuid>, r: Rejection| NewDeadLetter {
-        organization_id: org,
-        topic: publish.topic.clone(),
-        payload: publish.payload.to_vec(),
-        reason: r.reason.to_string(),
-        detail: r.detail,
-    };
+    let dead = |org: Option<Uuid>, r: Rejection| dead_letter(publish, org, r);
     let topic = match sparkplug::parse_topic(&publish.topic) {
         Ok(t) => t,
         Err(r) => return batch.dead.push(dead(None, r)),
     };
-    let org_by_slug = |db: Db, slug: String| async move {
-        maintainpro_models::organizations::id_by_slug(&db, &slug)
-            .await
-            .ok()
-            .flatten()
-    };
     let payload = match sparkplug::decode_payload(&publish.payload) {
         Ok(p) => p,
         Err(r) => {
-            let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
+            let org = org_by_slug(&registry.db, topic.group).await;
             return batch.dead.push(dead(org, r));
         }
     };
@@ -290,7 +322,7 @@ async fn accept_sparkplug(
     let decoded = match decoded {
         Ok(d) => d,
         Err(r) => {
-            let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
+            let org = org_by_slug(&registry.db, topic.group).await;
             return batch.dead.push(dead(org, r));
         }
     };
@@ -303,7 +335,7 @@ async fn accept_sparkplug(
         return;
     }
     if topic.kind.is_birth() || topic.kind.is_death() {
-        let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
+        let org = org_by_slug(&registry.db, topic.group).await;
         match org {
             Some(org) if topic.kind.is_death() => {
                 tracing::info!(group = topic.group, devices = ?decoded.died, "sparkplug death: devices marked stale");
@@ -325,70 +357,24 @@ async fn accept_sparkplug(
         // A birth of control metrics only.
         return;
     }
-    let device = loop {
-        match registry.get(topic.group, &name, false).await {
-            Ok(d) => break d,
-            Err(e) => {
-                tracing::warn!(error = %e, "device lookup failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
-    let Some(mut device) = device else {
-        let org = org_by_slug(registry.db.clone(), topic.group.to_string()).await;
-        let detail = format!("no device '{name}' in organization '{}'", topic.group);
-        return batch
-            .dead
-            .push(dead(org, Rejection::new(codec::UNKNOWN_DEVICE, detail)));
+    let Some(device) = resolve_device(registry, topic.group, &name, batch, &dead).await else {
+        return;
     };
     let org = Some(device.organization_id);
-    if !device.active {
-        let detail = format!("device '{name}' is deactivated");
-        return batch
-            .dead
-            .push(dead(org, Rejection::new(codec::INACTIVE_DEVICE, detail)));
-    }
-    let mut invalid = decoded.invalid;
-    let mut unknown = Vec::new();
-    for reading in decoded.readings {
-        let metric = sparkplug::sensor_metric(&reading.metric);
-        let sensor = match device.sensors.get(&metric) {
-            Some(s) => Some(*s),
-            None => {
-                if let Ok(Some(fresh)) = registry.get(topic.group, &name, true).await {
-                    device = fresh;
-                }
-                device.sensors.get(&metric).copied()
-            }
-        };
-        match (sensor, reading.value) {
-            (Some(sensor_id), Ok(value)) => batch.rows.push(Row {
-                organization_id: device.organization_id,
-                sensor_id,
-                ts: reading.ts,
-                value,
-            }),
-            (None, _) => unknown.push(metric),
-            (_, Err(why)) => invalid.push(why),
-        }
-    }
-    if !invalid.is_empty() {
-        batch.dead.push(dead(
-            org,
-            Rejection::new(codec::INVALID_VALUE, invalid.join("; ")),
-        ));
-    }
-    if !unknown.is_empty() {
-        unknown.sort();
-        unknown.dedup();
-        let detail = format!(
-            "device '{name}' has no sensor for metric(s): {}",
-            unknown.join(", ")
-        );
-        batch
-            .dead
-            .push(dead(org, Rejection::new(codec::UNKNOWN_SENSOR, detail)));
-    }
+    let readings = decoded
+        .readings
+        .into_iter()
+        .map(|r| (sparkplug::sensor_metric(&r.metric), r.ts, r.value));
+    place_readings(
+        registry,
+        (topic.group, &name),
+        device,
+        readings,
+        decoded.invalid,
+        batch,
+        &dead,
+    )
+    .await;
     if !decoded.unknown_aliases.is_empty() {
         let mut aliases = decoded.unknown_aliases;
         aliases.sort_unstable();
