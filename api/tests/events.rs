@@ -355,7 +355,12 @@ async fn an_event_committed_after_a_newer_one_still_arrives() {
     let ev = next_event(&mut ws, Duration::from_secs(5)).await.unwrap();
     assert_eq!(ev["subjectId"], fast_subject.to_string());
     slow.commit().await.unwrap();
-    let ev2 = next_event(&mut ws, Duration::from_secs(5))
+    // What this checks is that a lower id committed later is not skipped.
+    // It normally comes with the commit's notification; under load that
+    // notification was seen to come late or not at all (about 1 run in 13,
+    // not understood yet), and the 5 s poll then delivers it: wait past one
+    // poll.
+    let ev2 = next_event(&mut ws, Duration::from_secs(12))
         .await
         .expect("the late event");
     assert_eq!(ev2["subjectId"], slow_subject.to_string());

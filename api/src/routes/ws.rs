@@ -165,6 +165,29 @@ fn token_of(headers: &HeaderMap, query: Option<&str>) -> Result<(String, bool), 
     Err(ApiError::Unauthorized("missing access token".into()))
 }
 
+/// [`send_new`], except that when it fails because the server is stopping
+/// (the pool closed under the query) the stream ends with 1001 as in a clean
+/// shutdown. `Ok(true)`: the stream is closed.
+async fn send_or_close(
+    socket: &mut WebSocket,
+    db: &Db,
+    org: Uuid,
+    cursor: &mut StreamCursor,
+) -> Result<bool, ApiError> {
+    match send_new(socket, db, org, cursor).await {
+        Ok(()) => Ok(false),
+        Err(_) if db.pool().is_closed() => {
+            let frame = CloseFrame {
+                code: 1001,
+                reason: Utf8Bytes::from_static("server shutting down"),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Sends events after `after` until the client leaves or the server stops.
 async fn stream(
     mut socket: WebSocket,
@@ -178,14 +201,22 @@ async fn stream(
     ping.tick().await;
     let mut missed_pongs = 0u32;
     let mut cursor = StreamCursor::new(after);
-    send_new(&mut socket, &db, org, &mut cursor).await?;
+    if send_or_close(&mut socket, &db, org, &mut cursor).await? {
+        return Ok(());
+    }
     loop {
         tokio::select! {
             note = notifications.recv() => match note {
-                Ok(o) if o == org => send_new(&mut socket, &db, org, &mut cursor).await?,
+                Ok(o) if o == org => {
+                    if send_or_close(&mut socket, &db, org, &mut cursor).await? {
+                        return Ok(());
+                    }
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    send_new(&mut socket, &db, org, &mut cursor).await?;
+                    if send_or_close(&mut socket, &db, org, &mut cursor).await? {
+                        return Ok(());
+                    }
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     if db.pool().is_closed() {
@@ -195,7 +226,9 @@ async fn stream(
                     }
                     // The listener stopped (and will be restarted): re-subscribe.
                     notifications = hub(&db);
-                    send_new(&mut socket, &db, org, &mut cursor).await?;
+                    if send_or_close(&mut socket, &db, org, &mut cursor).await? {
+                        return Ok(());
+                    }
                 }
             },
             _ = poll.tick() => {
@@ -204,7 +237,9 @@ async fn stream(
                     let _ = socket.send(Message::Close(Some(frame))).await;
                     return Ok(());
                 }
-                send_new(&mut socket, &db, org, &mut cursor).await?;
+                if send_or_close(&mut socket, &db, org, &mut cursor).await? {
+                        return Ok(());
+                    }
             }
             _ = ping.tick() => {
                 if missed_pongs >= 2 {
