@@ -26,6 +26,9 @@ pub struct IngestBenchOptions {
     pub batch: usize,
     /// Length of the latency phase.
     pub latency_seconds: u64,
+    /// Devices sign in through the embedded broker's front door (as in
+    /// production); `false` measures the broker alone.
+    pub device_auth: bool,
 }
 
 impl Default for IngestBenchOptions {
@@ -36,6 +39,7 @@ impl Default for IngestBenchOptions {
             sensors_per_device: 10,
             batch: 50,
             latency_seconds: 10,
+            device_auth: true,
         }
     }
 }
@@ -79,6 +83,7 @@ pub async fn ingest(opts: IngestBenchOptions) -> anyhow::Result<IngestBenchRepor
         .context("cannot create the bench database")?;
     let mut config = SystemConfig::local_test(url.clone());
     config.with_analytics = false;
+    config.mqtt_device_auth = opts.device_auth;
     let running = system::start(config).await?;
     let (sim, secrets) = seed(&running.db, &opts).await?;
     // One connection per device, signed in as that device (through the

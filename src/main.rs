@@ -184,6 +184,10 @@ enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 10)]
         latency_seconds: u64,
+        /// Devices publish to the broker directly, without the front door's
+        /// sign-in and topic checks (to measure what those cost).
+        #[arg(long)]
+        no_device_auth: bool,
     },
     /// Trend-query p50/p99 over a large readings table (seeded once into
     /// DATABASE_URL and reused) while live readings are written.
@@ -228,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
             sensors,
             batch,
             latency_seconds,
+            no_device_auth,
         }) => {
             let r = bench::ingest(bench::IngestBenchOptions {
                 readings,
@@ -235,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
                 sensors_per_device: sensors,
                 batch,
                 latency_seconds,
+                device_auth: !no_device_auth,
             })
             .await?;
             println!(
