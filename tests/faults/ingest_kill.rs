@@ -6,8 +6,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use maintainpro_models::testkit::{seed_org, test_db};
-
 use crate::support::*;
 
 const N: u64 = 2400;
@@ -16,29 +14,18 @@ const SPEED: &str = "200";
 
 #[tokio::test]
 async fn ingest_survives_kill_9() {
-    // Built (if needed) before anything time-sensitive starts.
-    edge_bin();
-    let dir = TempDir::new("mp-faults-kill");
-    let Some(mut broker) = Mosquitto::new(dir.path(), free_port()) else {
+    let Some(Stage {
+        dir: _dir,
+        broker: _broker,
+        db,
+        org,
+        base,
+        mut ingest,
+        mut agent,
+    }) = Stage::start("mp-faults-kill", "kill9", N, SPEED).await
+    else {
         return;
     };
-    broker.start().await;
-    let db = test_db().await;
-    let org = seed_org(&db.db, "kill9", &[METRIC]).await;
-    let base = base_ms();
-    let csv = dir.path().join("readings.csv");
-    write_csv(&csv, base, 1..=N);
-
-    let mut ingest = Ingest::new(dir.path(), &db.url, broker.port);
-    ingest.start().await;
-    let mut agent = Agent::start(
-        &csv,
-        &org.slug,
-        broker.port,
-        &dir.path().join("outbox"),
-        &dir.path().join("agent.log"),
-        &["--speed", SPEED],
-    );
 
     let mut kills = 0;
     loop {

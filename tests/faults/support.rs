@@ -767,3 +767,51 @@ impl Drop for Subscriber {
         self.task.abort();
     }
 }
+
+/// The stage the ingest and broker fault tests share: a persistent
+/// Mosquitto, a database with one sensor, `n` numbered readings in a CSV,
+/// ingest running, and the edge agent replaying them at `speed` rows/s
+/// through its outbox. `None` when Mosquitto is missing (skipped outside CI).
+pub struct Stage {
+    pub dir: TempDir,
+    pub broker: Mosquitto,
+    pub db: maintainpro_models::testkit::TestDb,
+    pub org: maintainpro_models::testkit::SeededOrg,
+    pub base: i64,
+    pub ingest: Ingest,
+    pub agent: Agent,
+}
+
+impl Stage {
+    pub async fn start(name: &str, slug: &str, n: u64, speed: &str) -> Option<Stage> {
+        // Built (if needed) before anything time-sensitive starts.
+        edge_bin();
+        let dir = TempDir::new(name);
+        let mut broker = Mosquitto::new(dir.path(), free_port())?;
+        broker.start().await;
+        let db = maintainpro_models::testkit::test_db().await;
+        let org = maintainpro_models::testkit::seed_org(&db.db, slug, &[METRIC]).await;
+        let base = base_ms();
+        let csv = dir.path().join("readings.csv");
+        write_csv(&csv, base, 1..=n);
+        let mut ingest = Ingest::new(dir.path(), &db.url, broker.port);
+        ingest.start().await;
+        let agent = Agent::start(
+            &csv,
+            &org.slug,
+            broker.port,
+            &dir.path().join("outbox"),
+            &dir.path().join("agent.log"),
+            &["--speed", speed],
+        );
+        Some(Stage {
+            dir,
+            broker,
+            db,
+            org,
+            base,
+            ingest,
+            agent,
+        })
+    }
+}
