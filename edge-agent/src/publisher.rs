@@ -50,22 +50,28 @@ pub struct Publisher {
     addr: String,
 }
 
+/// The agent's MQTT options (both the direct publisher and the outbox forwarder): a clean
+/// session (what was not acknowledged is re-sent by us), the target's credentials.
+pub(crate) fn mqtt_options(target: &MqttTarget) -> MqttOptions {
+    let mut options = MqttOptions::new(target.client_id.clone(), target.host.clone(), target.port);
+    options
+        .set_keep_alive(KEEP_ALIVE)
+        .set_inflight(INFLIGHT)
+        .set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE)
+        .set_clean_session(true);
+    if let Some(user) = &target.username {
+        options.set_credentials(user.clone(), target.password.clone().unwrap_or_default());
+    }
+    options
+}
+
 impl Publisher {
     /// Starts the event loop and waits (up to [`CONNECT_TIMEOUT`]) for the first CONNACK.
     /// Later disconnections are retried forever with exponential backoff (200 ms → 5 s);
     /// unacknowledged messages are re-sent after reconnecting.
     pub async fn connect(target: &MqttTarget, shutdown: &CancellationToken) -> Result<Self, EdgeError> {
         let addr = target.addr();
-        let mut options = MqttOptions::new(target.client_id.clone(), target.host.clone(), target.port);
-        options
-            .set_keep_alive(KEEP_ALIVE)
-            .set_inflight(INFLIGHT)
-            .set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE)
-            .set_clean_session(true);
-        if let Some(user) = &target.username {
-            options.set_credentials(user.clone(), target.password.clone().unwrap_or_default());
-        }
-        let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL_CAPACITY);
+        let (client, eventloop) = AsyncClient::new(mqtt_options(target), REQUEST_CHANNEL_CAPACITY);
         let (tx, mut link) = watch::channel(LinkState::default());
         let stop = CancellationToken::new();
         let task = tokio::spawn(drive(eventloop, tx, stop.clone(), addr.clone()));

@@ -12,14 +12,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::outbox::{Outbox, OutboxConfig, OutboxReader, OutboxStats, Pos};
-use crate::publisher::{check_size, Publisher, INFLIGHT, KEEP_ALIVE, MAX_PACKET_SIZE};
+use crate::publisher::{check_size, mqtt_options, Publisher, INFLIGHT};
 use crate::{EdgeError, MqttTarget};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -161,19 +161,6 @@ fn log_stats(s: &OutboxStats, what: &str) {
         replayed = s.replayed_records,
         "{what}"
     );
-}
-
-fn mqtt_options(target: &MqttTarget) -> MqttOptions {
-    let mut options = MqttOptions::new(target.client_id.clone(), target.host.clone(), target.port);
-    options
-        .set_keep_alive(KEEP_ALIVE)
-        .set_inflight(INFLIGHT)
-        .set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE)
-        .set_clean_session(true);
-    if let Some(user) = &target.username {
-        options.set_credentials(user.clone(), target.password.clone().unwrap_or_default());
-    }
-    options
 }
 
 /// Polls one connection's event loop and forwards its events; ends on the first error.

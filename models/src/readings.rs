@@ -146,13 +146,13 @@ pub fn check_range(q: &TrendQuery) -> Result<Range> {
 }
 
 /// `t` rounded down to a multiple of `step` seconds since the Unix epoch.
-fn floor_to(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
+pub(crate) fn floor_to(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
     let s = t.timestamp().div_euclid(step) * step;
     Utc.timestamp_opt(s, 0).single().unwrap_or(t)
 }
 
 /// `t` rounded up to a multiple of `step` seconds since the Unix epoch.
-fn ceil_to(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
+pub(crate) fn ceil_to(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
     let f = floor_to(t, step);
     if f == t {
         t

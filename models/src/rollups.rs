@@ -14,11 +14,12 @@
 //! ingest instances share the work without computing an hour from a
 //! half-updated set of minutes.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::db::{Db, Tx};
 use crate::error::Result;
+use crate::readings::{ceil_to, floor_to};
 
 /// Pending rows claimed per transaction.
 pub const CLAIM_LIMIT: i64 = 1000;
@@ -51,20 +52,6 @@ pub async fn kept_by_service(db: &Db) -> Result<bool> {
             .fetch_one(db.pool())
             .await?,
     )
-}
-
-fn floor_to(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
-    let s = t.timestamp().div_euclid(step) * step;
-    Utc.timestamp_opt(s, 0).single().unwrap_or(t)
-}
-
-fn ceil_to(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
-    let f = floor_to(t, step);
-    if f == t {
-        t
-    } else {
-        f + Duration::seconds(step)
-    }
 }
 
 type Ranges = Vec<(DateTime<Utc>, DateTime<Utc>)>;
@@ -233,6 +220,7 @@ pub async fn roll_up_all(db: &Db, budget: Duration) -> Result<Vec<(Uuid, RollupR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn t(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2024, 5, 1, h, m, 0)
