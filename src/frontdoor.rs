@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use maintainpro_ingest::IngestStats;
 use maintainpro_models::dead_letters::{self, NewDeadLetter};
 use maintainpro_models::{devices, Db};
 use rumqttc::mqttbytes::v4::{Connect, Packet};
@@ -175,6 +176,7 @@ pub async fn run(
     listener: TcpListener,
     config: FrontDoorConfig,
     db: Db,
+    stats: Arc<IngestStats>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (dead_tx, dead_rx) = mpsc::channel(10_000);
@@ -186,7 +188,7 @@ pub async fn run(
         next_id: AtomicU64::new(1),
         dead: dead_tx,
     });
-    let writer = tokio::spawn(dead_letter_writer(db, dead_rx));
+    let writer = tokio::spawn(dead_letter_writer(db, stats, dead_rx));
     let rechecker = tokio::spawn(recheck(shared.clone(), shutdown.clone()));
     loop {
         let accepted = tokio::select! {
@@ -258,7 +260,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Stores rejected publishes in batches.
-async fn dead_letter_writer(db: Db, mut rx: mpsc::Receiver<NewDeadLetter>) {
+/// Stores refused publishes in batches. While the database is away it
+/// retries (with backoff, up to 5 s) instead of dropping them; the bounded
+/// channel then fills and the offending connections wait, like ingest's
+/// writer. Counted in ingest's dead-letter metric by reason.
+async fn dead_letter_writer(db: Db, stats: Arc<IngestStats>, mut rx: mpsc::Receiver<NewDeadLetter>) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -268,9 +274,23 @@ async fn dead_letter_writer(db: Db, mut rx: mpsc::Receiver<NewDeadLetter>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = dead_letters::insert_many(&db, &batch).await {
-            tracing::error!(error = %e, count = batch.len(), "cannot store dead letters");
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = dead_letters::insert_many(&db, &batch).await {
+            if matches!(
+                e,
+                maintainpro_models::ModelError::Database(sqlx::Error::PoolClosed)
+            ) {
+                tracing::error!(error = %e, count = batch.len(), "shutting down with unstored dead letters");
+                return;
+            }
+            tracing::warn!(error = %e, count = batch.len(), retry_in_ms = backoff.as_millis() as u64, "cannot store dead letters; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+        stats.dead_lettered(
+            TOPIC_NOT_ALLOWED,
+            batch.iter().filter(|l| l.reason == TOPIC_NOT_ALLOWED).count() as u64,
+        );
         batch.clear();
     }
 }

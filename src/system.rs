@@ -206,9 +206,10 @@ pub async fn start(config: SystemConfig) -> anyhow::Result<Running> {
     };
     let mqtt_device_auth = front_door.is_some();
     if let Some((listener, internal)) = front_door {
-        let (db, token) = (db.clone(), shutdown.clone());
+        let (db, stats, token) = (db.clone(), ingest_stats.clone(), shutdown.clone());
         tasks.spawn(async move {
-            let r = frontdoor::run(listener, frontdoor::FrontDoorConfig::new(internal), db, token).await;
+            let config = frontdoor::FrontDoorConfig::new(internal);
+            let r = frontdoor::run(listener, config, db, stats, token).await;
             ("mqtt front door", r)
         });
     }

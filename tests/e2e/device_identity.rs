@@ -178,6 +178,18 @@ async fn devices_sign_in_and_publish_only_as_themselves() {
             format!("device {user_a} may not publish to {topic}")
         );
     }
+    let counted = app
+        .running
+        .ingest_stats
+        .dead_letters_by_reason()
+        .into_iter()
+        .find(|(reason, _)| reason == "topic_not_allowed")
+        .map(|(_, n)| n);
+    assert_eq!(
+        counted,
+        Some(3),
+        "refused publishes are counted in the dead-letter metric"
+    );
     assert_eq!(
         count_readings(&app, gw2_sensor).await,
         0,
