@@ -34,13 +34,9 @@ pub fn router(state: AppState) -> Router {
         // The API explorer: static paths win over the catch-all below.
         .merge(routes::docs::router())
         .route("/api/{*rest}", any(system::not_found))
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
+        .merge(probe_routes(state.config.metrics))
         // The request form that asset QR codes open.
         .merge(routes::qr::pages());
-    if state.config.metrics {
-        app = app.route("/metrics", get(metrics::metrics));
-    }
 
     app = match state.config.static_dir.as_deref().filter(|dir| dir.is_dir()) {
         Some(dir) => app.fallback_service(spa(dir)),
@@ -129,13 +125,20 @@ pub async fn run(
 /// (`maintainpro ingest --probe-bind …`), so each instance can be scraped
 /// and checked by an orchestrator.
 pub fn probes_router(state: AppState) -> Router {
-    let mut app = Router::new()
+    probe_routes(state.config.metrics).with_state(state)
+}
+
+/// `/healthz`, `/readyz` and (unless turned off) `/metrics`: served by the
+/// API and, alone, by [`probes_router`].
+fn probe_routes(with_metrics: bool) -> Router<AppState> {
+    let app = Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz));
-    if state.config.metrics {
-        app = app.route("/metrics", get(metrics::metrics));
+    if with_metrics {
+        app.route("/metrics", get(metrics::metrics))
+    } else {
+        app
     }
-    app.with_state(state)
 }
 
 /// Serves [`probes_router`] on `listener` until `shutdown` is cancelled.
