@@ -47,6 +47,56 @@ enum Command {
     /// Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Detector quality on labelled data.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Replay the detector (or a variant of its setting) over stored
+    /// readings: what it would have raised. Writes nothing.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Organization slug.
+    #[arg(long)]
+    org: String,
+    /// Sensor id (repeat for several).
+    #[arg(long = "sensor", required = true)]
+    sensors: Vec<uuid::Uuid>,
+    /// Start of the range (RFC 3339).
+    #[arg(long)]
+    from: chrono::DateTime<chrono::Utc>,
+    /// End of the range (RFC 3339; default now).
+    #[arg(long)]
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    /// |z| needed to open an episode (default: the live setting).
+    #[arg(long)]
+    z_threshold: Option<f64>,
+    /// Anomaly probability needed (default: the live setting).
+    #[arg(long)]
+    probability_threshold: Option<f64>,
+    /// Scale of both thresholds (default: each sensor's tuned scale).
+    #[arg(long)]
+    threshold_scale: Option<f64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Run the streaming detector over a NAB-format corpus (no look-ahead),
+    /// write NAB results files and print the normalized NAB scores.
+    Nab {
+        /// Corpus directory: `<category>/<name>.csv` and `windows.json`
+        /// (e.g. analytics/testdata/nab-dev), or NAB's own checkout (data/ and labels/).
+        dir: std::path::PathBuf,
+        /// Where results files go.
+        #[arg(long, default_value = "target/nab-results")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -208,6 +258,32 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         ingest_rate: u64,
     },
+    /// Detectors on one core, no database: streaming points/s and bytes of
+    /// state per sensor; the multivariate (PCA) detector's fit time, model
+    /// bytes and scored rows/s.
+    Detector {
+        /// Streaming detectors (one per sensor).
+        #[arg(long, default_value_t = 10_000)]
+        sensors: usize,
+        /// Streaming points in all (sensors × rounds).
+        #[arg(long, default_value_t = 5_000_000)]
+        points: u64,
+        /// Seconds between two points of one sensor.
+        #[arg(long, default_value_t = 300)]
+        interval_secs: i64,
+        /// Each phase stops early after this many seconds.
+        #[arg(long, default_value_t = 20.0)]
+        max_seconds: f64,
+        /// Sensors per row of the multivariate detector.
+        #[arg(long, default_value_t = 8)]
+        mv_sensors: usize,
+        /// Multivariate training rows (10080 = one week of minutes).
+        #[arg(long, default_value_t = 10_080)]
+        train_rows: usize,
+        /// Rows scored by the multivariate detector.
+        #[arg(long, default_value_t = 2_000_000)]
+        mv_points: u64,
+    },
 }
 
 #[tokio::main]
@@ -226,6 +302,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(cmd) => admin(cmd).await,
+        Command::Replay(args) => replay(args).await,
         Command::Bench(BenchCommand::Ingest {
             readings,
             devices,
@@ -269,6 +346,75 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "RESULT trend: {} queries over {} stored readings ({days}-day window, ≤ {max_points} points): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; resolution {}, {} buckets, {} rows scanned per query; {} live readings written meanwhile; database: {}",
                 r.queries, r.stored, r.p50_ms, r.p99_ms, r.max_ms, r.resolution.as_str(), r.buckets, r.rows_scanned, r.ingested, r.database
+            );
+            Ok(())
+        }
+        Command::Eval(EvalCommand::Nab { dir, out }) => {
+            let lines = maintainpro::eval::nab(&dir, &out)?;
+            println!("profile               threshold  score (normalized)  TP  FP  FN  swept threshold  Numenta HTM");
+            for l in &lines {
+                println!(
+                    "{:<21} {:>9.3}  {:>18.2}  {:>2}  {:>3} {:>3}  {:>15.2}  {}",
+                    l.profile,
+                    l.threshold,
+                    l.normalized,
+                    l.tp,
+                    l.fp,
+                    l.fn_,
+                    l.swept,
+                    l.reference.map_or("-".into(), |r| format!("{r:.2}"))
+                );
+            }
+            println!(
+                "results files: {}",
+                out.join(maintainpro::eval::DETECTOR).display()
+            );
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Detector {
+            sensors,
+            points,
+            interval_secs,
+            max_seconds,
+            mv_sensors,
+            train_rows,
+            mv_points,
+        }) => {
+            use maintainpro::bench_detector::{detector, DetectorBenchOptions};
+            let r = detector(DetectorBenchOptions {
+                sensors,
+                points,
+                interval_secs,
+                max_seconds,
+                mv_sensors,
+                train_rows,
+                mv_points,
+            })?;
+            let per_cpu = r
+                .stream_points_per_cpu_sec
+                .map_or(String::new(), |v| format!(", {v:.0} points per CPU-second"));
+            println!(
+                "RESULT detector stream: {:.0} points/s on one core{per_cpu} ({} sensors × {} rounds = {} points in {:.2} s; {:.3} % scored anomalous)",
+                r.stream_points_per_sec, r.sensors, r.stream_rounds, r.stream_points, r.stream_seconds, 100.0 * r.stream_flagged_share
+            );
+            let rss = r.rss_increase_bytes.map_or("n/a".to_string(), |b| {
+                format!(
+                    "{:.0} bytes/sensor ({:.1} MB in all)",
+                    b as f64 / r.sensors as f64,
+                    b as f64 / 1e6
+                )
+            });
+            println!(
+                "RESULT detector stream state: {:.0} bytes/sensor (memory_bytes); peak RSS increase {rss}",
+                r.state_bytes_per_sensor
+            );
+            println!(
+                "RESULT detector multivariate fit: {:.1} ms for {} rows × {} sensors; {} components; model {} bytes in memory, {} bytes as JSON",
+                r.fit_ms, r.train_rows, r.mv_sensors, r.components, r.model_bytes, r.model_json_bytes
+            );
+            println!(
+                "RESULT detector multivariate score: {:.0} points/s on one core (rows of {} sensors; {} rows in {:.2} s; {:.3} % of healthy rows flagged)",
+                r.mv_rows_per_sec, r.mv_sensors, r.mv_rows, r.mv_seconds, 100.0 * r.mv_flagged_share
             );
             Ok(())
         }
@@ -463,6 +609,67 @@ fn parse_mqtt_url(url: &str) -> anyhow::Result<MqttUrl> {
         bail!("no host in MQTT URL");
     }
     Ok((t.host, t.port, t.username, t.password))
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use maintainpro_analytics::replay::{self, ReplayRequest};
+    let url = require_url(&args.db)?;
+    let pool = Db::connect(&DbConfig::new(url)).await?;
+    let org_id = organizations::id_by_slug(&pool, &args.org)
+        .await?
+        .with_context(|| format!("no organization '{}'", args.org))?;
+    let req = ReplayRequest {
+        sensor_ids: args.sensors,
+        from: args.from,
+        to: args.to.unwrap_or_else(chrono::Utc::now),
+        z_threshold: args.z_threshold,
+        probability_threshold: args.probability_threshold,
+        threshold_scale: args.threshold_scale,
+    };
+    if req.to <= req.from {
+        bail!("--to must be after --from");
+    }
+    let mut tx = pool.tenant(org_id).await?;
+    let report = replay::replay(&mut tx, maintainpro_analytics::DetectorConfig::default(), &req).await?;
+    tx.rollback().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "replay {} .. {} (|z| ≥ {}, probability ≥ {}): {} anomalies would have been raised; nothing was written",
+        report.from, report.to, report.z_threshold, report.probability_threshold, report.anomalies
+    );
+    for s in &report.sensors {
+        let cut = if s.truncated {
+            " (stopped at the replay limit)"
+        } else {
+            ""
+        };
+        println!(
+            "{} ({}): {} readings{cut}, threshold scale {:.2}",
+            s.name, s.sensor_id, s.points, s.threshold_scale
+        );
+        for a in &s.anomalies {
+            println!(
+                "  {}  {:<12} {:<8} peak {:.3}  z {:.1}  p {:.3}  {} points → {} work order{}",
+                a.started_at.to_rfc3339(),
+                a.kind,
+                a.severity,
+                a.peak_value,
+                a.score,
+                a.probability,
+                a.points,
+                a.work_order_kind,
+                a.ended_at
+                    .map_or(" (still open at the end)".to_string(), |e| format!(
+                        ", ended {}",
+                        e.to_rfc3339()
+                    ))
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
-//! The first streaming per-sensor detector: robust residual z-scores
-//! against a rolling median/MAD baseline, physical-limit checks and a
-//! stuck-value check, folded into episodes (one alarm per episode).
+//! The per-sensor episode detector used live: the streaming detector's
+//! anomaly probability ([`crate::stream`]) gated by a robust z-score against
+//! a rolling median/MAD baseline (so that an alarm is both improbable *and*
+//! large enough to act on), physical-limit checks and a stuck-value check,
+//! folded into episodes (one alarm per episode).
 //!
 //! State per sensor is a fixed window of recent normal values (a few KB).
 //! Anomalous points never enter the baseline, so a spike cannot teach the
@@ -12,6 +14,8 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::stream::{StreamConfig, StreamDetector};
+
 /// Tuning of the detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectorConfig {
@@ -19,14 +23,21 @@ pub struct DetectorConfig {
     pub window: usize,
     /// Points needed before scoring starts.
     pub warmup: usize,
-    /// |z| above this opens an episode.
+    /// |z| at or above this (times the sensor's threshold scale) may open
+    /// an episode, if the streaming detector also finds the point improbable.
     pub threshold: f64,
+    /// The streaming detector (its `threshold` is the probability needed).
+    pub stream: StreamConfig,
     /// |z| below `threshold * hysteresis` counts as normal again.
     pub hysteresis: f64,
     /// Consecutive normal points that end an episode.
     pub clear_after: usize,
     /// Identical consecutive values that make a sensor "stuck".
     pub stuck_after: usize,
+    /// Points of the slow reference level drift is measured against (its
+    /// time constant), and of the short mean compared with it.
+    pub drift_reference: usize,
+    pub drift_short: usize,
 }
 
 impl Default for DetectorConfig {
@@ -34,10 +45,18 @@ impl Default for DetectorConfig {
         Self {
             window: 120,
             warmup: 30,
-            threshold: 6.0,
+            threshold: 4.5,
+            // Live, a single point must be able to carry an alarm (a spike):
+            // no smoothing of the surprise before the likelihood.
+            stream: StreamConfig {
+                smooth: 1,
+                ..StreamConfig::default()
+            },
             hysteresis: 0.6,
             clear_after: 5,
             stuck_after: 60,
+            drift_reference: 1800,
+            drift_short: 30,
         }
     }
 }
@@ -54,6 +73,12 @@ pub enum AnomalyKind {
     OutOfRange,
     /// The value has not changed for a long time: an instrumentation fault.
     Stuck,
+    /// The level crept away from where it was (a slow drift the rolling
+    /// window would follow).
+    Drift,
+    /// No data for much longer than the sensor's usual interval while the
+    /// rest of the organization reports: a sensor or link fault.
+    NoData,
 }
 
 impl AnomalyKind {
@@ -63,13 +88,28 @@ impl AnomalyKind {
             AnomalyKind::Low => "low",
             AnomalyKind::OutOfRange => "out_of_range",
             AnomalyKind::Stuck => "stuck",
+            AnomalyKind::Drift => "drift",
+            AnomalyKind::NoData => "no_data",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::High,
+            Self::Low,
+            Self::OutOfRange,
+            Self::Stuck,
+            Self::Drift,
+            Self::NoData,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 
     /// Instrumentation faults are a different problem from process
     /// anomalies, with their own work order.
     pub fn is_sensor_health(self) -> bool {
-        matches!(self, AnomalyKind::Stuck)
+        matches!(self, AnomalyKind::Stuck | AnomalyKind::NoData)
     }
 }
 
@@ -82,6 +122,8 @@ pub enum Signal {
         ts: DateTime<Utc>,
         value: f64,
         score: f64,
+        /// The streaming detector's anomaly probability at that point.
+        probability: f64,
         baseline: Option<f64>,
         scale: Option<f64>,
     },
@@ -115,6 +157,12 @@ pub struct Detector {
     same_run: usize,
     episode: Option<Episode>,
     scratch: Vec<f64>,
+    stream: StreamDetector,
+    /// Slow reference level (normal points only) and how many points fed it.
+    reference: (f64, usize),
+    short: VecDeque<f64>,
+    /// Raised by technicians' false-alarm verdicts (1 = as configured).
+    threshold_scale: f64,
 }
 
 impl Detector {
@@ -127,7 +175,44 @@ impl Detector {
             same_run: 0,
             episode: None,
             scratch: Vec::with_capacity(config.window),
+            stream: StreamDetector::new(config.stream),
+            reference: (0.0, 0),
+            short: VecDeque::with_capacity(config.drift_short),
+            threshold_scale: 1.0,
         }
+    }
+
+    /// Scales this sensor's thresholds (both the z floor and the
+    /// probability; the probability threshold never exceeds 0.99).
+    pub fn set_threshold_scale(&mut self, scale: f64) {
+        self.threshold_scale = if scale.is_finite() { scale.max(0.1) } else { 1.0 };
+    }
+
+    /// The |z| an episode needs to open, after tuning.
+    pub fn z_threshold(&self) -> f64 {
+        self.config.threshold * self.threshold_scale
+    }
+
+    /// The scale set by [`Detector::set_threshold_scale`].
+    pub fn threshold_scale(&self) -> f64 {
+        self.threshold_scale
+    }
+
+    /// The last value observed.
+    pub fn last_value(&self) -> Option<f64> {
+        self.last_value
+    }
+
+    /// The anomaly probability an episode needs to open, after tuning.
+    pub fn probability_threshold(&self) -> f64 {
+        (self.config.stream.threshold * self.threshold_scale).min(0.99)
+    }
+
+    /// Bytes of state (both detectors).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() - std::mem::size_of::<StreamDetector>()
+            + self.stream.memory_bytes()
+            + 8 * (self.window.capacity() + self.scratch.capacity())
     }
 
     /// Feeds history without raising anything (warm-up after a restart).
@@ -181,8 +266,26 @@ impl Detector {
     /// Scores one point and returns what changed.
     pub fn observe(&mut self, ts: DateTime<Utc>, value: f64) -> Option<Signal> {
         let stuck = self.track_stuck(value);
+        let probability = self.stream.update(ts, value);
         let base = self.baseline();
+        let (z_min, p_min) = (self.z_threshold(), self.probability_threshold());
+        let improbable = probability >= p_min;
         let z = base.map(|(med, scale)| (value - med) / scale);
+        if self.short.len() == self.config.drift_short {
+            self.short.pop_front();
+        }
+        self.short.push_back(value);
+        let drift_z = match base {
+            Some((_, scale))
+                if self.reference.1 >= self.config.drift_reference / 2
+                    && self.short.len() == self.config.drift_short =>
+            {
+                let mean = self.short.iter().sum::<f64>() / self.short.len() as f64;
+                Some((mean - self.reference.0) / scale)
+            }
+            _ => None,
+        };
+        let drifted = drift_z.is_some_and(|d| d.abs() >= z_min);
         let out_of_range =
             self.limits.0.is_some_and(|lo| value < lo) || self.limits.1.is_some_and(|hi| value > hi);
         let anomalous_kind = if out_of_range {
@@ -191,13 +294,16 @@ impl Detector {
             Some(AnomalyKind::Stuck)
         } else {
             match z {
-                Some(z) if z > self.config.threshold => Some(AnomalyKind::High),
-                Some(z) if z < -self.config.threshold => Some(AnomalyKind::Low),
+                Some(z) if z >= z_min && improbable => Some(AnomalyKind::High),
+                Some(z) if z <= -z_min && improbable => Some(AnomalyKind::Low),
+                _ if drifted => Some(AnomalyKind::Drift),
                 _ => None,
             }
         };
         let score = if stuck && !out_of_range {
             self.same_run as f64
+        } else if anomalous_kind == Some(AnomalyKind::Drift) {
+            drift_z.map(f64::abs).unwrap_or(0.0)
         } else {
             z.map(f64::abs).unwrap_or(0.0)
         };
@@ -226,6 +332,7 @@ impl Detector {
                 ts,
                 value,
                 score,
+                probability,
                 baseline: base.map(|b| b.0),
                 scale: base.map(|b| b.1),
             });
@@ -233,7 +340,8 @@ impl Detector {
         let calm = match ep.kind {
             AnomalyKind::Stuck => !stuck,
             AnomalyKind::OutOfRange => !out_of_range,
-            _ => z.is_none_or(|z| z.abs() < self.config.threshold * self.config.hysteresis),
+            AnomalyKind::Drift => drift_z.is_none_or(|d| d.abs() < z_min * self.config.hysteresis),
+            _ => z.is_none_or(|z| z.abs() < z_min * self.config.hysteresis),
         };
         // A stuck episode ends as soon as the value moves; the others need
         // the point itself to be unremarkable too.
@@ -259,8 +367,12 @@ impl Detector {
         if persisted {
             // A lasting shift: it is the new normal.
             self.window.clear();
+            self.reference = (0.0, 0);
             for v in std::mem::take(&mut ep.recent) {
                 self.push_baseline(v);
+            }
+            if let Some((med, _)) = self.baseline() {
+                self.reference = (med, self.config.drift_reference);
             }
         }
         Some(Signal::Closed {
@@ -272,6 +384,9 @@ impl Detector {
     }
 
     fn push_baseline(&mut self, value: f64) {
+        let (mean, n) = self.reference;
+        let a = 1.0 / (n + 1).min(self.config.drift_reference) as f64;
+        self.reference = (mean + a * (value - mean), n + 1);
         if self.window.len() == self.config.window {
             self.window.pop_front();
         }
@@ -314,7 +429,7 @@ fn median(v: &mut [f64]) -> f64 {
 pub fn severity(kind: AnomalyKind, score: f64) -> &'static str {
     match kind {
         AnomalyKind::OutOfRange => "high",
-        AnomalyKind::Stuck => "medium",
+        AnomalyKind::Stuck | AnomalyKind::NoData => "medium",
         _ if score >= 20.0 => "critical",
         _ if score >= 10.0 => "high",
         _ => "medium",

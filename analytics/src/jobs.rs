@@ -1,11 +1,12 @@
-//! Scheduled jobs: preventive-maintenance generation and escalation of
-//! overdue work, for every organization in turn. Safe to run in several
+//! Scheduled jobs: preventive-maintenance generation, escalation of
+//! overdue work and verification of repaired auto work orders whose signal
+//! stayed normal, for every organization in turn. Safe to run in several
 //! instances: each step claims its rows with `FOR UPDATE SKIP LOCKED`.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use maintainpro_models::{pm, work_orders, Db};
+use maintainpro_models::{pm, work_orders, Db, Tenant};
 use tokio_util::sync::CancellationToken;
 
 use crate::rounds::Rounds;
@@ -16,6 +17,9 @@ pub struct JobsConfig {
     pub interval: Duration,
     /// Overdue work is escalated once per this period.
     pub escalate_every: Duration,
+    /// An auto work order completed as a true alarm is verified once its
+    /// signal stayed normal this long.
+    pub verify_quiet: chrono::Duration,
 }
 
 impl Default for JobsConfig {
@@ -23,6 +27,7 @@ impl Default for JobsConfig {
         Self {
             interval: Duration::from_secs(30),
             escalate_every: Duration::from_secs(24 * 3600),
+            verify_quiet: work_orders::AutoPolicy::default().verify_quiet,
         }
     }
 }
@@ -52,6 +57,30 @@ pub async fn run(db: Db, config: JobsConfig, shutdown: CancellationToken) {
                 }
                 Err(e) => tracing::warn!(organization = %org, error = %e, "escalation step failed"),
             }
+            if let Err(e) = verify_quiet(&db, org, now, config.verify_quiet).await {
+                tracing::warn!(organization = %org, error = %e, "verification step failed");
+            }
         }
     }
+}
+
+/// Verifies the organization's repaired auto work orders whose signal stayed
+/// normal for `quiet`, and notes those whose failure came back.
+async fn verify_quiet(
+    db: &Db,
+    org: uuid::Uuid,
+    now: chrono::DateTime<Utc>,
+    quiet: chrono::Duration,
+) -> Result<(), maintainpro_models::ModelError> {
+    let tenant = Tenant::system(org, "analytics");
+    let mut tx = db.tenant_for(&tenant).await?;
+    let done = work_orders::verify_quiet_auto(&mut tx, &tenant, now, quiet).await?;
+    tx.commit().await?;
+    for wo in done.verified {
+        tracing::info!(organization = %org, work_order = %wo.code, "auto work order verified: signal stayed normal");
+    }
+    for wo in done.recurred {
+        tracing::warn!(organization = %org, work_order = %wo.code, "failure came back after completion");
+    }
+    Ok(())
 }

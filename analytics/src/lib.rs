@@ -2,18 +2,33 @@
 //! anomaly → work-order policy.
 //!
 //! # Layout
-//! - [`detector`]: the per-sensor streaming detector (pure, unit-tested).
+//! - [`stream`]: the per-sensor streaming detector (seasonal robust
+//!   residuals, likelihood layer → anomaly probability; pure).
+//! - [`detector`]: the live episode detector built on it (z gate, limits,
+//!   stuck values; one alarm per episode).
+//! - [`replay`]: a detector setting over stored history, writing nothing.
+//! - [`nab`]: the NAB harness and scorer port (`maintainpro eval nab`).
 //! - [`worker`]: visits every organization on a timer, feeds new readings
 //!   to the detectors, records anomaly episodes and raises auto work orders
 //!   through `maintainpro_models::work_orders::raise_auto`.
+//! - [`multivariate`]: the per-asset PCA detector (T² / Q with sensor
+//!   contributions), fitted with linfa.
+//! - [`predict`]: failure prediction by trend regression (limit crossing
+//!   with a confidence band) and windowed features, with polars.
 //! - [`jobs`]: scheduled jobs — preventive maintenance and escalation.
 //! - `rounds`: the timer both loops share (every organization, every tick).
 
 pub mod detector;
 pub mod jobs;
+pub mod multivariate;
+pub mod nab;
+pub mod predict;
+pub mod replay;
 mod rounds;
+pub mod stream;
 pub mod worker;
 
+pub use detector::DetectorConfig;
 pub use worker::{run, AnalyticsConfig, AnalyticsStats};
 
 #[derive(Debug, thiserror::Error)]

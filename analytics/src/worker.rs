@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use maintainpro_models::anomalies::{self, NewAnomaly};
 use maintainpro_models::devices::{self, SensorContext};
 use maintainpro_models::work_orders::{self, AutoRaise, Kind};
-use maintainpro_models::{Db, Tenant, Tx};
+use maintainpro_models::{auto_policy, tuning, Db, Tenant, Tx};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::detector::{severity, AnomalyKind, Detector, DetectorConfig, Signal};
+use crate::predict::{predict_crossing, PredictConfig, Prediction, Side};
 use crate::rounds::Rounds;
 use crate::AnalyticsError;
 
@@ -29,6 +30,20 @@ pub struct AnalyticsConfig {
     /// Readings per sensor per pass at most (keeps passes short on backlog).
     pub max_points_per_sensor: i64,
     pub detector: DetectorConfig,
+    /// A sensor is silent (a "no data" inspection) when the organization's
+    /// newest reading is this many of its usual sampling intervals past its
+    /// own last one (and at least `min_silence`).
+    pub silence_intervals: f64,
+    pub min_silence: Duration,
+    /// Cooldown, flapping and parent-silencing rules for auto work orders.
+    pub policy: work_orders::AutoPolicy,
+    /// Failure prediction for sensors with limits: how often (in data time)
+    /// the trend is fitted, over each of these spans of recent history
+    /// (shortest first: a recent change of slope shows in the short fit;
+    /// the longest span read is the last).
+    pub predict_every: chrono::Duration,
+    pub predict_history: Vec<chrono::Duration>,
+    pub predict: PredictConfig,
 }
 
 impl Default for AnalyticsConfig {
@@ -37,6 +52,16 @@ impl Default for AnalyticsConfig {
             interval: Duration::from_secs(1),
             max_points_per_sensor: 5_000,
             detector: DetectorConfig::default(),
+            silence_intervals: 10.0,
+            min_silence: Duration::from_secs(30),
+            policy: work_orders::AutoPolicy::default(),
+            predict_every: chrono::Duration::minutes(1),
+            predict_history: vec![
+                chrono::Duration::minutes(15),
+                chrono::Duration::hours(1),
+                chrono::Duration::hours(6),
+            ],
+            predict: PredictConfig::default(),
         }
     }
 }
@@ -56,6 +81,14 @@ struct SensorState {
     detector: Detector,
     cursor: Option<DateTime<Utc>>,
     open_anomaly: Option<Uuid>,
+    /// Smoothed sampling interval (seconds), learned from arrivals.
+    interval: Option<f64>,
+    /// The open "no data" anomaly, while the sensor is silent.
+    silent: Option<Uuid>,
+    /// When the trend was last fitted (data time), and whether it then
+    /// predicted a crossing (raised once until the prediction lapses).
+    predicted_at: Option<DateTime<Utc>>,
+    predicting: bool,
 }
 
 /// One organization's detectors.
@@ -65,6 +98,8 @@ struct OrgState {
 }
 
 const SENSOR_REFRESH: Duration = Duration::from_secs(15);
+/// Readings replayed into a detector after a restart (its warm-up).
+const PRIME_POINTS: i64 = 1_000;
 
 /// Runs until `shutdown` is cancelled.
 pub async fn run(db: Db, config: AnalyticsConfig, stats: Arc<AnalyticsStats>, shutdown: CancellationToken) {
@@ -116,6 +151,7 @@ async fn pass(
     if state.sensors.is_empty() {
         return Ok(());
     }
+    refit(&mut tx, config, state).await?;
 
     // No cursor yet (NULL): start from the sensor's first reading.
     let (ids, cursors): (Vec<Uuid>, Vec<Option<DateTime<Utc>>>) =
@@ -136,6 +172,7 @@ async fn pass(
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
+        tx.commit().await?;
         return Ok(());
     }
 
@@ -145,9 +182,52 @@ async fn pass(
             continue;
         };
         moved.insert(*sensor_id, *ts);
+        if let Some(prev) = s.cursor {
+            let gap = (*ts - prev).as_seconds_f64().max(0.0);
+            // A gap seen only now (a backlog, or a pass that spanned it):
+            // the silence is reported when it ended.
+            if let (Some(interval), None) = (s.interval, s.silent) {
+                if gap > silence_allowed(config, interval) {
+                    silence(&mut tx, &tenant, config, stats, s, *ts, gap / interval.max(1e-3)).await?;
+                }
+            }
+            // The interval learns from ordinary arrivals only.
+            if s.interval.is_none_or(|i| gap <= 3.0 * i) {
+                s.interval = Some(s.interval.map_or(gap, |i| 0.9 * i + 0.1 * gap));
+            }
+        }
         s.cursor = Some(*ts);
+        if let Some(id) = s.silent.take() {
+            anomalies::close(&mut tx, &tenant, id, *ts).await?;
+        }
         if let Some(signal) = s.detector.observe(*ts, *value) {
-            handle(&mut tx, &tenant, stats, s, signal).await?;
+            handle(&mut tx, &tenant, config, stats, s, signal).await?;
+        }
+    }
+    // Sensors that stopped while the rest of the organization goes on.
+    if let Some(newest) = rows.iter().map(|r| r.1).max() {
+        for s in state.sensors.values_mut() {
+            let (Some(last), Some(interval), None) = (s.cursor, s.interval, s.silent) else {
+                continue;
+            };
+            let silent_for = (newest - last).as_seconds_f64();
+            if silent_for > silence_allowed(config, interval) {
+                silence(
+                    &mut tx,
+                    &tenant,
+                    config,
+                    stats,
+                    s,
+                    newest,
+                    silent_for / interval.max(1e-3),
+                )
+                .await?;
+            }
+        }
+    }
+    for (id, ts) in &moved {
+        if let Some(s) = state.sensors.get_mut(id) {
+            predict(&mut tx, &tenant, config, stats, s, *ts).await?;
         }
     }
     let (ids, tss): (Vec<Uuid>, Vec<DateTime<Utc>>) = moved.into_iter().unzip();
@@ -186,14 +266,23 @@ async fn load(
         .filter(|a| a.detector == DETECTOR_NAME)
         .map(|a| (a.sensor_id, a))
         .collect();
+    let scales = tuning::all(tx).await?;
+    let scale_of = |id: Uuid| {
+        scales
+            .get(&(id, DETECTOR_NAME.to_string()))
+            .copied()
+            .unwrap_or(1.0)
+    };
     let mut out = HashMap::new();
     for ctx in contexts {
         if let Some(mut s) = previous.remove(&ctx.id) {
+            s.detector.set_threshold_scale(scale_of(ctx.id));
             s.ctx = ctx;
             out.insert(s.ctx.id, s);
             continue;
         }
         let mut detector = Detector::new(config.detector, ctx.min_value, ctx.max_value);
+        detector.set_threshold_scale(scale_of(ctx.id));
         let cursor = cursors.get(&ctx.id).copied();
         if let Some(c) = cursor {
             let history: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(
@@ -202,7 +291,7 @@ async fn load(
             )
             .bind(ctx.id)
             .bind(c)
-            .bind(2 * config.detector.window as i64)
+            .bind(PRIME_POINTS)
             .fetch_all(&mut **tx)
             .await?;
             for (ts, v) in history {
@@ -210,16 +299,19 @@ async fn load(
             }
             detector.clear_episode();
         }
-        let open_anomaly = open.get(&ctx.id).map(|a| {
-            let kind = match a.kind.as_str() {
-                "low" => AnomalyKind::Low,
-                "out_of_range" => AnomalyKind::OutOfRange,
-                "stuck" => AnomalyKind::Stuck,
-                _ => AnomalyKind::High,
-            };
-            detector.resume_episode(kind, a.points.max(1) as u32, a.peak_value, a.score);
-            a.id
-        });
+        let mut silent = None;
+        let open_anomaly = match open.get(&ctx.id) {
+            Some(a) if a.kind == AnomalyKind::NoData.as_str() => {
+                silent = Some(a.id);
+                None
+            }
+            Some(a) => {
+                let kind = AnomalyKind::parse(&a.kind).unwrap_or(AnomalyKind::High);
+                detector.resume_episode(kind, a.points.max(1) as u32, a.peak_value, a.score);
+                Some(a.id)
+            }
+            None => None,
+        };
         out.insert(
             ctx.id,
             SensorState {
@@ -227,6 +319,10 @@ async fn load(
                 detector,
                 cursor,
                 open_anomaly,
+                interval: None,
+                silent,
+                predicted_at: None,
+                predicting: false,
             },
         );
     }
@@ -238,6 +334,7 @@ async fn load(
 async fn handle(
     tx: &mut Tx,
     tenant: &Tenant,
+    config: &AnalyticsConfig,
     stats: &AnalyticsStats,
     s: &mut SensorState,
     signal: Signal,
@@ -248,6 +345,7 @@ async fn handle(
             ts,
             value,
             score,
+            probability,
             baseline,
             scale,
         } => {
@@ -266,7 +364,7 @@ async fn handle(
                     peak_value: value,
                     baseline,
                     details: serde_json::json!({
-                        "value": value, "baseline": baseline, "scale": scale, "z": score,
+                        "value": value, "baseline": baseline, "scale": scale, "z": score, "probability": probability,
                         "unit": s.ctx.unit, "metric": s.ctx.metric,
                     }),
                 },
@@ -274,19 +372,32 @@ async fn handle(
             .await?;
             stats.anomalies_opened.fetch_add(1, Ordering::Relaxed);
             s.open_anomaly = Some(anomaly.id);
-            let raised = work_orders::raise_auto(tx, tenant, auto_raise(&s.ctx, &anomaly, kind)).await?;
-            if raised.created {
-                stats.work_orders_created.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    work_order = %raised.work_order.code, equipment = %s.ctx.equipment_name,
-                    sensor = %s.ctx.name, kind = kind.as_str(), score, "auto work order raised"
-                );
-            } else {
-                stats.work_orders_updated.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    work_order = %raised.work_order.code, occurrences = raised.work_order.occurrence_count,
-                    sensor = %s.ctx.name, "anomaly added to open work order"
-                );
+            let evidence = evidence(tx, s, &anomaly, kind).await?;
+            match work_orders::raise_auto(
+                tx,
+                tenant,
+                auto_raise(&s.ctx, &anomaly, kind, evidence),
+                &config.policy,
+            )
+            .await?
+            {
+                work_orders::Raised::Created(wo) => {
+                    stats.work_orders_created.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        work_order = %wo.code, equipment = %s.ctx.equipment_name,
+                        sensor = %s.ctx.name, kind = kind.as_str(), score, "auto work order raised"
+                    );
+                }
+                work_orders::Raised::Added(wo) => {
+                    stats.work_orders_updated.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        work_order = %wo.code, occurrences = wo.occurrence_count,
+                        sensor = %s.ctx.name, "anomaly added to open work order"
+                    );
+                }
+                work_orders::Raised::Suppressed { reason } => {
+                    tracing::info!(sensor = %s.ctx.name, reason = reason.as_str(), "auto work order suppressed");
+                }
             }
         }
         Signal::Closed {
@@ -306,33 +417,271 @@ async fn handle(
 
 /// The work order an anomaly asks for: one per (equipment, sensor) for
 /// process anomalies, a separate inspection for instrumentation faults.
-fn auto_raise(ctx: &SensorContext, anomaly: &anomalies::Anomaly, kind: AnomalyKind) -> AutoRaise {
+fn auto_raise(
+    ctx: &SensorContext,
+    anomaly: &anomalies::Anomaly,
+    kind: AnomalyKind,
+    evidence: serde_json::Value,
+) -> AutoRaise {
     let what = match kind {
         AnomalyKind::High => "abnormally high",
         AnomalyKind::Low => "abnormally low",
         AnomalyKind::OutOfRange => "outside its limits",
         AnomalyKind::Stuck => "stuck (sensor fault suspected)",
+        AnomalyKind::Drift => "drifting away from its usual level",
+        AnomalyKind::NoData => "silent: no data (sensor or link fault suspected)",
     };
     let baseline = anomaly
         .baseline
         .map(|b| format!(" against a baseline of {b:.2} {}", ctx.unit))
         .unwrap_or_default();
-    let (wo_kind, dedup_key) = if kind.is_sensor_health() {
-        (Kind::Inspection, format!("sensor-health:{}", ctx.id))
+    let (wo_kind, failure_mode) = if kind.is_sensor_health() {
+        (Kind::Inspection, format!("sensor_health:{}", ctx.id))
     } else {
-        (Kind::Corrective, format!("sensor:{}", ctx.id))
+        (Kind::Corrective, format!("process:{}", ctx.id))
     };
     AutoRaise {
         anomaly_id: anomaly.id,
         equipment_id: ctx.equipment_id,
         sensor_id: ctx.id,
-        dedup_key,
+        failure_mode,
+        severity: anomaly.severity.clone(),
+        evidence,
         title: format!("{}: {} {what}", ctx.equipment_name, ctx.name),
         description: format!(
             "Raised automatically by analytics ({DETECTOR_NAME}). {} read {:.2} {} at {}{baseline} (score {:.1}, severity {}).",
             ctx.name, anomaly.peak_value, ctx.unit, anomaly.started_at.to_rfc3339(), anomaly.score, anomaly.severity
         ),
         kind: wo_kind,
-        priority: work_orders::priority_for(&anomaly.severity, &ctx.criticality),
     }
+}
+
+/// Fits the trend of a sensor with limits (at most every `predict_every`)
+/// and, when it predicts a crossing within the horizon, raises a preventive
+/// work order — on the same key as the sensor's process anomalies, so a
+/// prediction and the anomaly that may follow are one work order.
+async fn predict(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    config: &AnalyticsConfig,
+    stats: &AnalyticsStats,
+    s: &mut SensorState,
+    now: DateTime<Utc>,
+) -> Result<(), AnalyticsError> {
+    if s.ctx.min_value.is_none() && s.ctx.max_value.is_none() {
+        return Ok(());
+    }
+    if s.predicted_at.is_some_and(|t| now - t < config.predict_every) {
+        return Ok(());
+    }
+    s.predicted_at = Some(now);
+    let Some(longest) = config.predict_history.iter().max().copied() else {
+        return Ok(());
+    };
+    let series: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(
+        "SELECT ts, value FROM readings WHERE sensor_id = $1 AND ts > $2 AND ts <= $3 ORDER BY ts",
+    )
+    .bind(s.ctx.id)
+    .bind(now - longest)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut prediction = None;
+    for span in &config.predict_history {
+        let from = series.partition_point(|(t, _)| *t <= now - *span);
+        match predict_crossing(
+            &series[from..],
+            s.ctx.min_value,
+            s.ctx.max_value,
+            now,
+            &config.predict,
+        ) {
+            Ok(Some(p)) => {
+                prediction = Some(p);
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(sensor = %s.ctx.name, error = %e, "no trend fit"),
+        }
+    }
+    let Some(p) = prediction else {
+        s.predicting = false;
+        return Ok(());
+    };
+    if s.predicting {
+        return Ok(());
+    }
+    s.predicting = true;
+    let side = match p.side {
+        Side::High => "high",
+        Side::Low => "low",
+    };
+    let sev = if p.earliest - now <= chrono::Duration::days(1) {
+        "high"
+    } else {
+        "medium"
+    };
+    let details = serde_json::to_value(&p).unwrap_or_default();
+    let anomaly = anomalies::open(
+        tx,
+        tenant,
+        NewAnomaly {
+            sensor_id: s.ctx.id,
+            equipment_id: s.ctx.equipment_id,
+            kind: format!("predicted_{side}"),
+            detector: "trend_regression".to_string(),
+            severity: sev.to_string(),
+            score: p.slope_per_hour.abs(),
+            started_at: now,
+            peak_value: p.smoothed_last,
+            baseline: None,
+            details: details.clone(),
+        },
+    )
+    .await?;
+    anomalies::close(tx, tenant, anomaly.id, now).await?;
+    stats.anomalies_opened.fetch_add(1, Ordering::Relaxed);
+    let raise = prediction_raise(&s.ctx, &anomaly, &p, details);
+    match work_orders::raise_auto(tx, tenant, raise, &config.policy).await? {
+        work_orders::Raised::Created(wo) => {
+            stats.work_orders_created.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(work_order = %wo.code, sensor = %s.ctx.name, predicted_at = %p.predicted_at, "preventive work order raised");
+        }
+        work_orders::Raised::Added(_) => {
+            stats.work_orders_updated.fetch_add(1, Ordering::Relaxed);
+        }
+        work_orders::Raised::Suppressed { reason } => {
+            tracing::info!(sensor = %s.ctx.name, reason = reason.as_str(), "prediction suppressed");
+        }
+    }
+    Ok(())
+}
+
+fn prediction_raise(
+    ctx: &SensorContext,
+    anomaly: &anomalies::Anomaly,
+    p: &Prediction,
+    details: serde_json::Value,
+) -> AutoRaise {
+    let latest = p
+        .latest
+        .map_or("not before the horizon".to_string(), |t| t.to_rfc3339());
+    AutoRaise {
+        anomaly_id: anomaly.id,
+        equipment_id: ctx.equipment_id,
+        sensor_id: ctx.id,
+        failure_mode: format!("process:{}", ctx.id),
+        severity: anomaly.severity.clone(),
+        evidence: serde_json::json!({
+            "detector": "trend_regression", "sensorId": ctx.id, "sensor": ctx.name, "unit": ctx.unit,
+            "prediction": details,
+        }),
+        title: format!("{}: {} predicted to reach its limit", ctx.equipment_name, ctx.name),
+        description: format!(
+            "Raised automatically by analytics (trend regression). {} trends at {:+.3} {}/h from {:.2} toward its limit {:.2}: crossing expected {} (band {} .. {}, R² {:.2}).",
+            ctx.name, p.slope_per_hour, ctx.unit, p.smoothed_last, p.limit, p.predicted_at.to_rfc3339(), p.earliest.to_rfc3339(), latest, p.r_squared
+        ),
+        kind: Kind::Preventive,
+    }
+}
+
+/// How long a sensor sampling every `interval` seconds may stay quiet.
+fn silence_allowed(config: &AnalyticsConfig, interval: f64) -> f64 {
+    (interval * config.silence_intervals).max(config.min_silence.as_secs_f64())
+}
+
+/// Opens a "no data" anomaly (and its inspection work order) for a silent
+/// sensor; `intervals` is how many usual intervals the silence lasted.
+async fn silence(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    config: &AnalyticsConfig,
+    stats: &AnalyticsStats,
+    s: &mut SensorState,
+    at: DateTime<Utc>,
+    intervals: f64,
+) -> Result<(), AnalyticsError> {
+    // A process episode still open is left as it is; the silence is its own anomaly.
+    let process = s.open_anomaly.take();
+    let signal = Signal::Opened {
+        kind: AnomalyKind::NoData,
+        ts: at,
+        value: s.detector.last_value().unwrap_or(0.0),
+        score: intervals,
+        probability: 1.0,
+        baseline: None,
+        scale: None,
+    };
+    handle(tx, tenant, config, stats, s, signal).await?;
+    s.silent = s.open_anomaly.take();
+    s.open_anomaly = process;
+    Ok(())
+}
+
+/// Consumes refit requests (a repair was confirmed): the sensors' detectors
+/// start afresh, learning their baseline from the readings after the
+/// repair instead of before it.
+async fn refit(tx: &mut Tx, config: &AnalyticsConfig, state: &mut OrgState) -> Result<(), AnalyticsError> {
+    for req in tuning::pending_refits(tx).await? {
+        for s in state.sensors.values_mut() {
+            let hit = match req.sensor_id {
+                Some(id) => s.ctx.id == id,
+                None => s.ctx.equipment_id == req.equipment_id,
+            };
+            if hit && s.open_anomaly.is_none() {
+                let scale = s.detector.threshold_scale();
+                s.detector = Detector::new(config.detector, s.ctx.min_value, s.ctx.max_value);
+                s.detector.set_threshold_scale(scale);
+                tracing::info!(sensor = %s.ctx.name, reason = %req.reason, "baseline refit after repair");
+            }
+        }
+        tuning::mark_refit_done(tx, req.id).await?;
+    }
+    Ok(())
+}
+
+/// What an auto work order carries to justify itself: the readings around
+/// the anomaly, its scores and baseline, and similar past anomalies on the
+/// asset (with their verdicts).
+async fn evidence(
+    tx: &mut Tx,
+    s: &SensorState,
+    anomaly: &anomalies::Anomaly,
+    kind: AnomalyKind,
+) -> Result<serde_json::Value, AnalyticsError> {
+    let from = anomaly.started_at - chrono::Duration::minutes(30);
+    let window = auto_policy::readings_window(tx, s.ctx.id, from, anomaly.started_at, 300).await?;
+    let similar = auto_policy::similar_anomalies(tx, s.ctx.equipment_id, kind.as_str(), 5).await?;
+    let similar: Vec<serde_json::Value> = similar
+        .iter()
+        .filter(|a| a.id != anomaly.id)
+        .map(|a| {
+            serde_json::json!({
+                "anomalyId": a.id, "startedAt": a.started_at, "score": a.score,
+                "workOrderId": a.work_order_id, "verdict": a.verdict,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "detector": DETECTOR_NAME,
+        "sensorId": s.ctx.id,
+        "sensor": s.ctx.name,
+        "unit": s.ctx.unit,
+        "kind": kind.as_str(),
+        "startedAt": anomaly.started_at,
+        "value": anomaly.peak_value,
+        "score": anomaly.score,
+        "probability": anomaly.details.get("probability"),
+        "baseline": anomaly.baseline,
+        "scale": anomaly.details.get("scale"),
+        "zThreshold": s.detector.z_threshold(),
+        "probabilityThreshold": s.detector.probability_threshold(),
+        "contributingSensors": [s.ctx.name],
+        "readings": {
+            "resolution": window.resolution.as_str(),
+            "bucketSeconds": window.bucket_seconds,
+            "points": window.buckets.iter().map(|b| serde_json::json!([b.ts, b.min, b.avg, b.max])).collect::<Vec<_>>(),
+        },
+        "similarAnomalies": similar,
+    }))
 }

@@ -64,6 +64,7 @@ use crate::routes;
         routes::sensors::latest,
         routes::anomalies::list,
         routes::anomalies::get_one,
+        routes::replay::run,
         routes::work_orders::list,
         routes::work_orders::get_one,
         routes::work_orders::create,

@@ -979,21 +979,24 @@ async fn anomalies_and_dead_letters() {
             anomaly_id: ids[0],
             equipment_id: t.a.equipment.id,
             sensor_id: t.a.sensor.id,
-            dedup_key: "spike:bearing_temp".into(),
+            failure_mode: "process:bearing_temp".into(),
+            severity: "high".into(),
+            evidence: json!({"similar": []}),
             title: "Bearing temperature spike".into(),
             description: String::new(),
             kind: work_orders::Kind::Corrective,
-            priority: work_orders::Priority::High,
         },
+        &maintainpro_models::auto_policy::AutoPolicy::default(),
     )
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let r = t
-        .get(&format!("/api/v1/work-orders/{}", raised.work_order.id), &token)
-        .await;
+    let raised = raised.work_order().unwrap();
+    let r = t.get(&format!("/api/v1/work-orders/{}", raised.id), &token).await;
     let wo = r.data(StatusCode::OK);
     assert_eq!(wo["source"], "auto");
+    assert_eq!(wo["evidence"], json!({"similar": []}));
+    assert_eq!(wo["verdict"], Value::Null);
     assert_eq!(wo["anomaly"]["id"], json!(ids[0]));
     t.get(&format!("/api/v1/anomalies/{}", ids[0]), &t.token(&t.b.admin))
         .await

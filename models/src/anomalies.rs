@@ -7,6 +7,7 @@ use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::auto_policy::SuppressReason;
 use crate::db::{Tenant, Tx};
 use crate::error::{ModelError, Result};
 use crate::events;
@@ -34,9 +35,21 @@ pub struct Anomaly {
     /// Anomalous points in the episode.
     pub points: i32,
     pub details: serde_json::Value,
-    /// The work order this anomaly raised or added to.
+    /// The work order this anomaly raised or added to (for a
+    /// `parent_alarm` suppression: the ancestor's work order it was
+    /// recorded on).
     pub work_order_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// The auto work-order key it was raised under (`process:…`,
+    /// `sensor_health:…`); absent when it never asked for a work order.
+    pub failure_mode: Option<String>,
+    /// true_alarm | false_alarm: the verdict of its work order, once completed.
+    pub verdict: Option<String>,
+    /// cooldown | flapping | parent_alarm: why it raised no work order of
+    /// its own (see the auto work-order policy).
+    pub suppressed_reason: Option<String>,
+    /// For a cooldown suppression: when the cooldown ends.
+    pub suppressed_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,9 +79,10 @@ pub struct AnomalyFilter {
     pub limit: Option<i64>,
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, sensor_id, equipment_id, kind, detector, status, severity, score, started_at, ended_at, \
-     peak_value, baseline, points, details, work_order_id, created_at";
+     peak_value, baseline, points, details, work_order_id, created_at, failure_mode, verdict, \
+     suppressed_reason, suppressed_until";
 
 pub async fn open(tx: &mut Tx, tenant: &Tenant, new: NewAnomaly) -> Result<Anomaly> {
     let a = sqlx::query_as::<_, Anomaly>(&format!(
@@ -130,6 +144,63 @@ pub async fn link_work_order(tx: &mut Tx, id: Uuid, work_order_id: Uuid) -> Resu
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Records what the auto work-order policy did with an anomaly: the key it
+/// was raised under, the work order it raised or joined (if any), and why
+/// it was suppressed (if it was).
+pub(crate) async fn record_raise(
+    tx: &mut Tx,
+    id: Uuid,
+    failure_mode: &str,
+    work_order_id: Option<Uuid>,
+    suppressed: Option<&SuppressReason>,
+) -> Result<()> {
+    let until = match suppressed {
+        Some(SuppressReason::Cooldown { until }) => Some(*until),
+        _ => None,
+    };
+    let done = sqlx::query(
+        "UPDATE anomalies SET failure_mode = $2, work_order_id = coalesce($3, work_order_id),
+                              suppressed_reason = $4, suppressed_until = $5
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(failure_mode)
+    .bind(work_order_id)
+    .bind(suppressed.map(SuppressReason::as_str))
+    .bind(until)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ModelError::NotFound("anomaly"));
+    }
+    Ok(())
+}
+
+/// Copies a completed work order's verdict onto every anomaly linked to it.
+pub(crate) async fn record_verdict(tx: &mut Tx, work_order_id: Uuid, verdict: &str) -> Result<()> {
+    sqlx::query("UPDATE anomalies SET verdict = $2 WHERE work_order_id = $1")
+        .bind(work_order_id)
+        .bind(verdict)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Closed anomalies of `kind` on an asset, newest first (see
+/// [`crate::auto_policy::similar_anomalies`]).
+pub(crate) async fn similar(tx: &mut Tx, equipment_id: Uuid, kind: &str, limit: i64) -> Result<Vec<Anomaly>> {
+    Ok(sqlx::query_as::<_, Anomaly>(&format!(
+        "SELECT {COLUMNS} FROM anomalies
+         WHERE equipment_id = $1 AND kind = $2 AND status = 'closed'
+         ORDER BY started_at DESC, id DESC LIMIT $3"
+    ))
+    .bind(equipment_id)
+    .bind(kind)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Anomaly> {

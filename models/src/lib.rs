@@ -13,6 +13,10 @@
 //! - [`readings`]: trend queries over telemetry (ingest owns the writer);
 //!   [`rollups`]: the 1-minute / 1-hour rollups on plain PostgreSQL; [`lttb`]: downsampling.
 //! - [`anomalies`]: anomaly episodes found by analytics.
+//! - [`auto_policy`]: when an anomaly raises, joins or is kept from raising
+//!   an auto work order (cooldown, flapping, parent alarms), verification
+//!   after a quiet period, and evidence helpers; [`tuning`]: detector
+//!   threshold scales learned from verdicts and baseline refit requests.
 //! - [`activity`]: work-order comments and labour time logs.
 //! - [`attachments`]: files on work orders (type sniffed from content, limits, storage).
 //! - [`audit`]: the audit log (written by a database trigger).
@@ -36,6 +40,7 @@ pub mod anomalies;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod auto_policy;
 pub mod checklists;
 pub mod cluster;
 pub mod db;
@@ -58,6 +63,7 @@ pub mod rollups;
 pub mod sessions;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tuning;
 pub mod users;
 pub mod webhooks;
 pub mod work_orders;

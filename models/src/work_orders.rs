@@ -13,6 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Role;
+use crate::auto_policy;
+pub use crate::auto_policy::{AutoPolicy, SuppressReason};
 use crate::checklists::{self, ChecklistItem, ChecklistTemplateItem};
 use crate::db::{Actor, Tenant, Tx};
 use crate::downtime::{self, Downtime};
@@ -93,6 +95,16 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// What completing an auto work order found: the anomaly was real
+    /// (`true_alarm`) or not (`false_alarm`, which widens the detector's
+    /// thresholds on that sensor).
+    Verdict {
+        TrueAlarm => "true_alarm",
+        FalseAlarm => "false_alarm",
+    }
+);
+
 impl Status {
     /// The status machine: open → in_progress ↔ on_hold → completed →
     /// verified; cancelled from open, in_progress or on_hold. Nothing else.
@@ -153,6 +165,14 @@ pub struct WorkOrder {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Auto work orders: the failure mode (`family:detail`, e.g.
+    /// `process:temp-high`); with the equipment, the key of "the same problem".
+    pub failure_mode: Option<String>,
+    /// Auto work orders: what analytics saw when it raised it (similar past
+    /// anomalies, a readings window, scores …); absent for manual work.
+    pub evidence: Option<serde_json::Value>,
+    /// Auto work orders: true_alarm | false_alarm, required to complete one.
+    pub verdict: Option<Verdict>,
 }
 
 #[derive(FromRow)]
@@ -181,6 +201,9 @@ struct Row {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
+    failure_mode: Option<String>,
+    evidence: Option<serde_json::Value>,
+    verdict: Option<String>,
 }
 
 impl TryFrom<Row> for WorkOrder {
@@ -211,6 +234,9 @@ impl TryFrom<Row> for WorkOrder {
             created_at: r.created_at,
             updated_at: r.updated_at,
             completed_at: r.completed_at,
+            failure_mode: r.failure_mode,
+            evidence: r.evidence,
+            verdict: r.verdict.as_deref().map(str::parse).transpose()?,
         })
     }
 }
@@ -225,7 +251,7 @@ const COLUMNS: &str = "id, code, number, title, description, kind, status, prior
      (SELECT f.code FROM failure_codes f WHERE f.id = work_orders.problem_code_id) AS problem_code, \
      (SELECT f.code FROM failure_codes f WHERE f.id = work_orders.cause_code_id) AS cause_code, \
      (SELECT f.code FROM failure_codes f WHERE f.id = work_orders.remedy_code_id) AS remedy_code, \
-     due_at, created_at, updated_at, completed_at";
+     due_at, created_at, updated_at, completed_at, failure_mode, evidence, verdict";
 
 /// A work order to create: its core fields. Services (analytics, the PM
 /// scheduler, request approval) fill it directly; the API takes
@@ -346,8 +372,9 @@ impl CreateWorkOrder {
 /// The auto-work-order fields analytics supplies.
 #[derive(Debug, Clone)]
 struct AutoFields {
-    dedup_key: String,
+    failure_mode: String,
     anomaly_id: Uuid,
+    evidence: serde_json::Value,
 }
 
 /// Requesters see (and comment on) only the work orders they requested;
@@ -473,10 +500,11 @@ async fn insert(
     };
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO work_orders (id, organization_id, number, title, description, kind, priority, source,
-                                  equipment_id, sensor_id, dedup_key, anomaly_id, last_occurrence_at,
-                                  requested_by, assigned_to, due_at, problem_code_id, cause_code_id, remedy_code_id)
+                                  equipment_id, sensor_id, failure_mode, anomaly_id, last_occurrence_at,
+                                  requested_by, assigned_to, due_at, problem_code_id, cause_code_id, remedy_code_id,
+                                  evidence)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $12 IS NULL THEN NULL ELSE now() END,
-                 $13, $14, $15, $16, $17, $18)
+                 $13, $14, $15, $16, $17, $18, $19)
          RETURNING id",
     )
     .bind(Uuid::now_v7())
@@ -489,7 +517,7 @@ async fn insert(
     .bind(source.as_str())
     .bind(new.equipment_id)
     .bind(new.sensor_id)
-    .bind(auto.as_ref().map(|a| a.dedup_key.as_str()))
+    .bind(auto.as_ref().map(|a| a.failure_mode.as_str()))
     .bind(auto.as_ref().map(|a| a.anomaly_id))
     .bind(requested_by)
     .bind(assignees.first().map(|(_, u)| *u))
@@ -497,6 +525,7 @@ async fn insert(
     .bind(codes[0].flatten())
     .bind(codes[1].flatten())
     .bind(codes[2].flatten())
+    .bind(auto.as_ref().map(|a| &a.evidence))
     .fetch_one(&mut **tx)
     .await?;
     let users: Vec<Uuid> = assignees.iter().map(|(_, u)| *u).collect();
@@ -650,85 +679,275 @@ pub struct AutoRaise {
     pub anomaly_id: Uuid,
     pub equipment_id: Uuid,
     pub sensor_id: Uuid,
-    /// What makes two anomalies "the same problem" on this equipment.
-    pub dedup_key: String,
+    /// What went wrong, `family:detail` (`process:temp-high`,
+    /// `sensor_health:stuck:<sensor>` …): with the equipment, the key of
+    /// "the same problem" (at most one open auto work order per key). See
+    /// [`auto_policy`] for the families.
+    pub failure_mode: String,
+    /// The anomaly's severity: low | medium | high | critical. With the
+    /// equipment's criticality it gives the priority ([`priority_for`]).
+    pub severity: String,
+    /// What analytics saw (similar anomalies, a readings window, scores …),
+    /// stored on a created work order as `evidence`.
+    pub evidence: serde_json::Value,
     pub title: String,
     pub description: String,
     pub kind: Kind,
-    pub priority: Priority,
 }
 
-/// What [`raise_auto`] did.
+/// What [`raise_auto`] did with an anomaly.
 #[derive(Debug, Clone)]
-pub struct Raised {
-    pub work_order: WorkOrder,
-    /// False when the anomaly was added to an open work order.
-    pub created: bool,
+pub enum Raised {
+    /// A new auto work order, linked to the anomaly.
+    Created(WorkOrder),
+    /// The anomaly was added to the key's open work order (one more occurrence).
+    Added(WorkOrder),
+    /// No work order of its own; the anomaly records why
+    /// (`suppressed_reason`). For a parent alarm it was recorded on the
+    /// ancestor's work order as an occurrence.
+    Suppressed { reason: SuppressReason },
 }
 
-/// Raises an auto work order for an anomaly, or adds the anomaly to the open
-/// one for the same equipment and dedup key (at most one is ever open).
-pub async fn raise_auto(tx: &mut Tx, tenant: &Tenant, raise: AutoRaise) -> Result<Raised> {
+impl Raised {
+    /// The work order the anomaly raised or joined (not for suppressions).
+    pub fn work_order(&self) -> Option<&WorkOrder> {
+        match self {
+            Raised::Created(wo) | Raised::Added(wo) => Some(wo),
+            Raised::Suppressed { .. } => None,
+        }
+    }
+
+    pub fn is_created(&self) -> bool {
+        matches!(self, Raised::Created(_))
+    }
+}
+
+const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+impl AutoRaise {
+    fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        let fm = self.failure_mode.trim();
+        if fm.is_empty()
+            || auto_policy::family(fm).is_empty()
+            || fm.chars().count() > auto_policy::MAX_FAILURE_MODE_CHARS
+        {
+            errors.push(FieldError::new(
+                "failureMode",
+                format!(
+                    "must be 1-{} characters, `family:detail` with a non-empty family",
+                    auto_policy::MAX_FAILURE_MODE_CHARS
+                ),
+            ));
+        }
+        if !SEVERITIES.contains(&self.severity.as_str()) {
+            errors.push(FieldError::new(
+                "severity",
+                format!("'{}' is not one of {}", self.severity, SEVERITIES.join(", ")),
+            ));
+        }
+        check_title(&self.title, &mut errors);
+        check_description(&self.description, &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError::Validation(errors))
+        }
+    }
+}
+
+/// Raises an auto work order for an anomaly — or adds the anomaly to the
+/// open one of its key (equipment, failure mode), or suppresses it — as the
+/// policy in [`auto_policy`] says (its module docs give the decision
+/// order). The priority is computed here, from the severity and the
+/// equipment's criticality. Whatever the outcome, the anomaly records its
+/// failure mode, and the work order it was linked to or why it was suppressed.
+pub async fn raise_auto(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    raise: AutoRaise,
+    policy: &AutoPolicy,
+) -> Result<Raised> {
+    raise.validate()?;
+    let failure_mode = raise.failure_mode.trim().to_string();
+    let family = auto_policy::family(&failure_mode).to_string();
+    let equipment = equipment::get(tx, raise.equipment_id)
+        .await
+        .referenced("equipmentId", "no such equipment")?;
+    let anomaly = anomalies::get(tx, raise.anomaly_id)
+        .await
+        .referenced("anomalyId", "no such anomaly")?;
     // Serialize raises for the same key, so two workers cannot both create.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!(
             "{}:{}:{}",
-            tenant.org_id, raise.equipment_id, raise.dedup_key
+            tenant.org_id, raise.equipment_id, failure_mode
         ))
         .execute(&mut **tx)
         .await?;
+
+    // 1. The key's open work order.
     let open = sqlx::query_as::<_, Row>(&format!(
         "UPDATE work_orders
          SET occurrence_count = occurrence_count + 1, last_occurrence_at = now(), updated_at = now()
-         WHERE source = 'auto' AND equipment_id = $1 AND dedup_key = $2
+         WHERE source = 'auto' AND equipment_id = $1 AND failure_mode = $2
            AND status IN ('open', 'in_progress', 'on_hold')
          RETURNING {COLUMNS}"
     ))
     .bind(raise.equipment_id)
-    .bind(&raise.dedup_key)
+    .bind(&failure_mode)
     .fetch_optional(&mut **tx)
     .await?;
-    let (work_order, created) = match open {
-        Some(row) => {
+    if let Some(row) = open {
+        let wo: WorkOrder = row.try_into()?;
+        anomalies::record_raise(tx, anomaly.id, &failure_mode, Some(wo.id), None).await?;
+        events::emit(tx, tenant, "work_order.updated", Some(wo.id), &wo).await?;
+        return Ok(Raised::Added(wo));
+    }
+
+    // 2. An ancestor's open alarm of the same family (the nearest one).
+    if auto_policy::silenced_by_parent(&family) {
+        let parent = sqlx::query_as::<_, Row>(&format!(
+            "WITH RECURSIVE up (id, depth) AS (
+                 SELECT e.parent_id, 1 FROM equipment e WHERE e.id = $1 AND e.parent_id IS NOT NULL
+                 UNION ALL
+                 SELECT e.parent_id, up.depth + 1 FROM equipment e JOIN up ON e.id = up.id
+                 WHERE e.parent_id IS NOT NULL AND up.depth < 64
+             ), target AS (
+                 SELECT w.id FROM work_orders w JOIN up ON w.equipment_id = up.id
+                 WHERE w.source = 'auto' AND w.status IN ('open', 'in_progress', 'on_hold')
+                   AND split_part(w.failure_mode, ':', 1) = $2
+                 ORDER BY up.depth, w.created_at, w.id LIMIT 1
+             )
+             UPDATE work_orders
+             SET occurrence_count = occurrence_count + 1, last_occurrence_at = now(), updated_at = now()
+             WHERE id = (SELECT id FROM target) AND status IN ('open', 'in_progress', 'on_hold')
+             RETURNING {COLUMNS}"
+        ))
+        .bind(raise.equipment_id)
+        .bind(&family)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = parent {
             let wo: WorkOrder = row.try_into()?;
+            let reason = SuppressReason::ParentAlarm { work_order_id: wo.id };
+            anomalies::record_raise(tx, anomaly.id, &failure_mode, Some(wo.id), Some(&reason)).await?;
             events::emit(tx, tenant, "work_order.updated", Some(wo.id), &wo).await?;
-            (wo, false)
+            return Ok(Raised::Suppressed { reason });
         }
-        None => {
-            let new = NewWorkOrder {
-                title: raise.title,
-                description: raise.description,
-                kind: Some(raise.kind),
-                priority: Some(raise.priority),
-                equipment_id: Some(raise.equipment_id),
-                sensor_id: Some(raise.sensor_id),
-                assigned_to: None,
-                due_at: None,
-            };
-            let auto = AutoFields {
-                dedup_key: raise.dedup_key,
-                anomaly_id: raise.anomaly_id,
-            };
-            let details = WorkOrderDetails::default();
-            (insert(tx, tenant, new, details, Some(auto), None).await?, true)
-        }
+    }
+
+    // 3. Cooldown after the key's last closed work order.
+    if let Some(until) =
+        auto_policy::cooldown_until(tx, raise.equipment_id, &failure_mode, policy.cooldown).await?
+    {
+        let reason = SuppressReason::Cooldown { until };
+        anomalies::record_raise(tx, anomaly.id, &failure_mode, None, Some(&reason)).await?;
+        return Ok(Raised::Suppressed { reason });
+    }
+
+    // 4. Flapping.
+    let before = auto_policy::flap_count(
+        tx,
+        anomaly.id,
+        raise.equipment_id,
+        &failure_mode,
+        anomaly.started_at,
+        policy.flap_window,
+    )
+    .await?;
+    if before + 1 > i64::from(policy.flap_limit) {
+        let reason = SuppressReason::Flapping;
+        anomalies::record_raise(tx, anomaly.id, &failure_mode, None, Some(&reason)).await?;
+        return Ok(Raised::Suppressed { reason });
+    }
+
+    // 5. A new work order.
+    let new = NewWorkOrder {
+        title: raise.title,
+        description: raise.description,
+        kind: Some(raise.kind),
+        priority: Some(priority_for(&raise.severity, &equipment.criticality)),
+        equipment_id: Some(raise.equipment_id),
+        sensor_id: Some(raise.sensor_id),
+        assigned_to: None,
+        due_at: None,
     };
-    anomalies::link_work_order(tx, raise.anomaly_id, work_order.id).await?;
-    Ok(Raised { work_order, created })
+    let auto = AutoFields {
+        failure_mode: failure_mode.clone(),
+        anomaly_id: anomaly.id,
+        evidence: raise.evidence,
+    };
+    let wo = insert(tx, tenant, new, WorkOrderDetails::default(), Some(auto), None).await?;
+    anomalies::record_raise(tx, anomaly.id, &failure_mode, Some(wo.id), None).await?;
+    Ok(Raised::Created(wo))
+}
+
+/// Moves a work order to another status, if the status machine allows it,
+/// with the default [`AutoPolicy`] and no verdict; see [`transition_with`].
+pub async fn transition(tx: &mut Tx, tenant: &Tenant, id: Uuid, to: Status, note: &str) -> Result<WorkOrder> {
+    transition_with(tx, tenant, id, to, note, None, &AutoPolicy::default()).await
 }
 
 /// Moves a work order to another status, if the status machine allows it.
 /// Completing also needs what [`completion_requirements`] lists; a refused
 /// completion is a validation error naming the missing fields, and
 /// nothing changes.
-pub async fn transition(tx: &mut Tx, tenant: &Tenant, id: Uuid, to: Status, note: &str) -> Result<WorkOrder> {
-    let current = lock(tx, id).await?;
+///
+/// Auto work orders close the loop:
+/// - `verdict` (only with `completed`, only for auto work orders; it may
+///   also be set earlier with [`update`]) is required to complete one. On
+///   completion the verdict is copied to its anomalies, counted in the
+///   detector tuning ([`crate::tuning`]), and a true alarm of the process or
+///   multivariate family asks for a baseline refit.
+/// - One completed as a true alarm may be verified only once
+///   `policy.verify_quiet` has passed since completion (409 before;
+///   [`verify_quiet_auto`] verifies it when the signal stayed normal).
+pub async fn transition_with(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    id: Uuid,
+    to: Status,
+    note: &str,
+    verdict: Option<Verdict>,
+    policy: &AutoPolicy,
+) -> Result<WorkOrder> {
+    change_status(tx, tenant, id, to, note, verdict, Some(policy.verify_quiet)).await
+}
+
+/// [`transition_with`]; `quiet` None skips the quiet-period check (the
+/// caller has checked the signal itself).
+async fn change_status(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    id: Uuid,
+    to: Status,
+    note: &str,
+    verdict: Option<Verdict>,
+    quiet: Option<chrono::Duration>,
+) -> Result<WorkOrder> {
+    let mut current = lock(tx, id).await?;
     let from = current.status;
     if !from.can_become(to) {
         return Err(ModelError::InvalidTransition {
             from: from.to_string(),
             to: to.to_string(),
         });
+    }
+    if let Some(v) = verdict {
+        if current.source != Source::Auto {
+            return Err(ModelError::invalid(
+                "verdict",
+                "only auto work orders take a verdict",
+            ));
+        }
+        if to != Status::Completed {
+            return Err(ModelError::invalid(
+                "verdict",
+                "is given when completing (status completed), or earlier with PATCH",
+            ));
+        }
+        current.verdict = Some(v);
     }
     if to == Status::Completed {
         let checklist = checklists::items(tx, id).await?;
@@ -738,19 +957,168 @@ pub async fn transition(tx: &mut Tx, tenant: &Tenant, id: Uuid, to: Status, note
             return Err(ModelError::Validation(missing));
         }
     }
+    if let (Status::Verified, Source::Auto, Some(Verdict::TrueAlarm), Some(quiet), Some(completed)) =
+        (to, current.source, current.verdict, quiet, current.completed_at)
+    {
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&mut **tx).await?;
+        let until = completed + quiet;
+        if now < until {
+            return Err(ModelError::Conflict(format!(
+                "{} was completed as a true alarm; it may be verified once its signal has stayed normal \
+                 for {} after completion (not before {}) — analytics verifies it then",
+                current.code,
+                auto_policy::humanize(quiet),
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+    }
     let row = sqlx::query_as::<_, Row>(&format!(
         "UPDATE work_orders SET status = $2, updated_at = now(),
-                completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END
+                completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,
+                verdict = coalesce($3, verdict)
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(to.as_str())
+    .bind(verdict.map(Verdict::as_str))
     .fetch_one(&mut **tx)
     .await?;
     let wo: WorkOrder = row.try_into()?;
     record_status(tx, tenant, id, Some(from), to, note).await?;
+    if to == Status::Completed && wo.source == Source::Auto {
+        if let Some(v) = wo.verdict {
+            close_loop(tx, tenant, &wo, v).await?;
+        }
+    }
     events::emit(tx, tenant, "work_order.updated", Some(wo.id), &wo).await?;
     Ok(wo)
+}
+
+/// What a verdict on a completed auto work order feeds back: the anomalies'
+/// verdict, the detector tuning, and (a repair of the process or
+/// multivariate family) a baseline refit request.
+async fn close_loop(tx: &mut Tx, tenant: &Tenant, wo: &WorkOrder, verdict: Verdict) -> Result<()> {
+    anomalies::record_verdict(tx, wo.id, verdict.as_str()).await?;
+    crate::tuning::record_verdict(tx, tenant, wo.id, verdict == Verdict::FalseAlarm).await?;
+    let family = auto_policy::family(wo.failure_mode.as_deref().unwrap_or_default());
+    if let (Verdict::TrueAlarm, Some(equipment_id)) = (verdict, wo.equipment_id) {
+        if auto_policy::refits_after_repair(family) {
+            let sensor = if family == auto_policy::MULTIVARIATE {
+                None
+            } else {
+                wo.sensor_id
+            };
+            let reason = format!(
+                "{} completed as a true alarm ({}): the asset was repaired",
+                wo.code,
+                wo.failure_mode.as_deref().unwrap_or_default()
+            );
+            crate::tuning::request_refit(tx, tenant, equipment_id, sensor, Some(wo.id), &reason).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The signal of an auto work order's key since its completion.
+#[derive(FromRow)]
+struct KeySignal {
+    /// The first anomaly of the key that started after completion.
+    recurred: Option<DateTime<Utc>>,
+    recurred_anomaly: Option<Uuid>,
+    /// An anomaly of the key is still open.
+    ongoing: bool,
+    /// The last end of an anomaly of the key that started before completion.
+    last_end: Option<DateTime<Utc>>,
+}
+
+/// What [`verify_quiet_auto`] did.
+#[derive(Debug, Clone, Default)]
+pub struct QuietVerification {
+    /// Verified: the signal stayed normal for the quiet period.
+    pub verified: Vec<WorkOrder>,
+    /// The failure mode came back after completion: left completed, with a
+    /// comment saying so (reported once; not verified automatically, a
+    /// person may still verify it).
+    pub recurred: Vec<WorkOrder>,
+}
+
+/// Verifies the organization's auto work orders completed as true alarms
+/// whose signal stayed normal for `quiet`: no anomaly of their key
+/// (equipment, failure mode) started since completion, none is still open,
+/// and the last one ended (or the completion was) at least `quiet` before
+/// `now`. Status history note: "signal normal for … after completion". One
+/// whose failure mode came back after completion is left completed, noted
+/// once in a comment and returned in `recurred` (reopening is not in the
+/// status machine). Claimed with SKIP LOCKED, so several workers may run it.
+pub async fn verify_quiet_auto(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    now: DateTime<Utc>,
+    quiet: chrono::Duration,
+) -> Result<QuietVerification> {
+    let candidates: Vec<(Uuid, Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT id, equipment_id, failure_mode, completed_at, code FROM work_orders
+         WHERE source = 'auto' AND status = 'completed' AND verdict = 'true_alarm' AND recurred_at IS NULL
+           AND completed_at IS NOT NULL AND completed_at <= $1 AND equipment_id IS NOT NULL
+           AND failure_mode IS NOT NULL
+         ORDER BY completed_at, id
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out = QuietVerification::default();
+    for (id, equipment_id, failure_mode, completed_at, code) in candidates {
+        let KeySignal {
+            recurred,
+            recurred_anomaly,
+            ongoing,
+            last_end,
+        } = sqlx::query_as(
+            "SELECT r.started_at AS recurred, r.id AS recurred_anomaly,
+                    EXISTS (SELECT 1 FROM anomalies a
+                            WHERE a.equipment_id = $1 AND a.failure_mode = $2 AND a.status = 'open') AS ongoing,
+                    (SELECT max(a.ended_at) FROM anomalies a
+                     WHERE a.equipment_id = $1 AND a.failure_mode = $2 AND a.started_at < $3) AS last_end
+             FROM (SELECT 1) one
+             LEFT JOIN LATERAL (SELECT a.started_at, a.id FROM anomalies a
+                                WHERE a.equipment_id = $1 AND a.failure_mode = $2 AND a.started_at >= $3
+                                ORDER BY a.started_at, a.id LIMIT 1) r ON true",
+        )
+        .bind(equipment_id)
+        .bind(&failure_mode)
+        .bind(completed_at)
+        .fetch_one(&mut **tx)
+        .await?;
+        if let (Some(at), Some(anomaly)) = (recurred, recurred_anomaly) {
+            sqlx::query("UPDATE work_orders SET recurred_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            let body = format!(
+                "The failure mode {failure_mode} came back at {} (anomaly {anomaly}) after {code} was \
+                 completed as a true alarm, before it could be verified; it stays completed — the repair may \
+                 not have held.",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            crate::activity::add_comment(tx, tenant, id, crate::activity::NewComment { body }).await?;
+            out.recurred.push(get(tx, id).await?);
+            continue;
+        }
+        let quiet_since = last_end.map_or(completed_at, |e| e.max(completed_at));
+        if ongoing || now - quiet_since < quiet {
+            continue;
+        }
+        let note = format!(
+            "signal normal for {} after completion (quiet period {})",
+            auto_policy::humanize(now - quiet_since),
+            auto_policy::humanize(quiet)
+        );
+        out.verified
+            .push(change_status(tx, tenant, id, Status::Verified, &note, None, None).await?);
+    }
+    Ok(out)
 }
 
 /// What a work order still lacks before it may be completed, as field
@@ -767,7 +1135,10 @@ pub async fn transition(tx: &mut Tx, tenant: &Tenant, id: Uuid, to: Status, note
 ///   inspection's checklist is its record), and a remedy code records the
 ///   outcome (`remedy_code`; `NON` when nothing needed doing) — this
 ///   includes auto inspections raised for suspected sensor faults;
-/// - preventive: nothing more (its checklist carries the requirements).
+/// - preventive: nothing more (its checklist carries the requirements);
+/// - auto work orders (raised by analytics): a `verdict`; with
+///   `false_alarm` no failure codes are needed (there was no failure),
+///   with `true_alarm` the codes of its kind are.
 pub fn completion_requirements(
     wo: &WorkOrder,
     checklist: &[ChecklistItem],
@@ -793,7 +1164,15 @@ pub fn completion_requirements(
         ("causeCode", &wo.cause_code),
         ("remedyCode", &wo.remedy_code),
     ];
+    if wo.source == Source::Auto && wo.verdict.is_none() {
+        missing.push(FieldError::new(
+            "verdict",
+            "required to complete an auto work order: true_alarm or false_alarm",
+        ));
+    }
+    let false_alarm = wo.source == Source::Auto && wo.verdict == Some(Verdict::FalseAlarm);
     let needed: &[&str] = match wo.kind {
+        _ if false_alarm => &[],
         Kind::Corrective | Kind::Emergency => &["problemCode", "causeCode", "remedyCode"],
         Kind::Inspection => &["remedyCode"],
         Kind::Preventive => &[],
@@ -850,6 +1229,10 @@ pub struct WorkOrderPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub remedy_code: Option<Option<String>>,
+    /// Auto work orders only: true_alarm | false_alarm. May be set (and
+    /// changed) until the work order is completed; final from then on (it
+    /// has been counted against the detector).
+    pub verdict: Option<Verdict>,
 }
 
 /// Present-and-null vs absent, for PATCH fields that may be cleared.
@@ -887,6 +1270,20 @@ pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, patch: WorkOrderPatc
             current.status
         )));
     }
+    if let Some(v) = patch.verdict {
+        if current.source != Source::Auto {
+            return Err(ModelError::invalid(
+                "verdict",
+                "only auto work orders take a verdict",
+            ));
+        }
+        if current.status == Status::Completed && current.verdict != Some(v) {
+            return Err(ModelError::Conflict(
+                "the verdict of a completed work order is final (it has been counted against the detector)"
+                    .into(),
+            ));
+        }
+    }
     let codes = resolve_codes(
         tx,
         [
@@ -908,6 +1305,7 @@ pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, patch: WorkOrderPatc
             problem_code: normalized(&patch.problem_code, &current.problem_code),
             cause_code: normalized(&patch.cause_code, &current.cause_code),
             remedy_code: normalized(&patch.remedy_code, &current.remedy_code),
+            verdict: patch.verdict.or(current.verdict),
             ..current.clone()
         };
         let checklist = checklists::items(tx, id).await?;
@@ -925,6 +1323,7 @@ pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, patch: WorkOrderPatc
              problem_code_id = CASE WHEN $8 THEN $9 ELSE problem_code_id END,
              cause_code_id = CASE WHEN $10 THEN $11 ELSE cause_code_id END,
              remedy_code_id = CASE WHEN $12 THEN $13 ELSE remedy_code_id END,
+             verdict = coalesce($14, verdict),
              updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
@@ -941,6 +1340,7 @@ pub async fn update(tx: &mut Tx, tenant: &Tenant, id: Uuid, patch: WorkOrderPatc
     .bind(codes[1].flatten())
     .bind(codes[2].is_some())
     .bind(codes[2].flatten())
+    .bind(patch.verdict.map(Verdict::as_str))
     .fetch_one(&mut **tx)
     .await?;
     let wo: WorkOrder = row.try_into()?;

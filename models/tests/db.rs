@@ -4,11 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use maintainpro_models::anomalies::{self, NewAnomaly};
+use maintainpro_models::auto_policy::AutoPolicy;
 use maintainpro_models::equipment;
 use maintainpro_models::testkit::{self, test_db};
-use maintainpro_models::work_orders::{
-    self, AutoRaise, Kind, NewWorkOrder, Priority, Status, WorkOrderPatch,
-};
+use maintainpro_models::work_orders::{self, AutoRaise, Kind, NewWorkOrder, Status, Verdict, WorkOrderPatch};
 use maintainpro_models::{Db, ModelError, Tenant};
 use uuid::Uuid;
 
@@ -228,11 +227,20 @@ fn raise(org: &Org, anomaly_id: Uuid) -> AutoRaise {
         anomaly_id,
         equipment_id: org.equipment,
         sensor_id: org.sensor,
-        dedup_key: format!("sensor:{}", org.sensor),
+        failure_mode: format!("process:{}", org.sensor),
+        severity: "high".into(),
+        evidence: serde_json::json!({}),
         title: "Pump: temp abnormally high".into(),
         description: String::new(),
         kind: Kind::Corrective,
-        priority: Priority::High,
+    }
+}
+
+/// The default policy without the cooldown after a closed work order.
+fn no_cooldown() -> AutoPolicy {
+    AutoPolicy {
+        cooldown: chrono::Duration::zero(),
+        ..AutoPolicy::default()
     }
 }
 
@@ -248,7 +256,9 @@ async fn one_open_auto_work_order_per_equipment_and_key() {
         let (db, r, tenant) = (t.db.clone(), raise(&org, a), org.tenant);
         handles.push(tokio::spawn(async move {
             let mut tx = db.tenant(tenant.org_id).await.unwrap();
-            let raised = work_orders::raise_auto(&mut tx, &tenant, r).await.unwrap();
+            let raised = work_orders::raise_auto(&mut tx, &tenant, r, &no_cooldown())
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             raised
         }));
@@ -257,8 +267,8 @@ async fn one_open_auto_work_order_per_equipment_and_key() {
     let mut ids = std::collections::HashSet::new();
     for h in handles {
         let r = h.await.unwrap();
-        created += usize::from(r.created);
-        ids.insert(r.work_order.id);
+        created += usize::from(r.is_created());
+        ids.insert(r.work_order().unwrap().id);
     }
     assert_eq!(created, 1);
     assert_eq!(ids.len(), 1);
@@ -276,19 +286,28 @@ async fn one_open_auto_work_order_per_equipment_and_key() {
 
     // Once it is done, the next anomaly opens a new one.
     diagnose(&mut tx, &org.tenant, wo_id).await;
-    for s in [Status::InProgress, Status::Completed] {
-        work_orders::transition(&mut tx, &org.tenant, wo_id, s, "")
-            .await
-            .unwrap();
-    }
+    work_orders::transition(&mut tx, &org.tenant, wo_id, Status::InProgress, "")
+        .await
+        .unwrap();
+    work_orders::transition_with(
+        &mut tx,
+        &org.tenant,
+        wo_id,
+        Status::Completed,
+        "",
+        Some(Verdict::TrueAlarm),
+        &no_cooldown(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let a = anomaly(&t.db, &org).await;
     let mut tx = t.db.tenant(org.tenant.org_id).await.unwrap();
-    let again = work_orders::raise_auto(&mut tx, &org.tenant, raise(&org, a))
+    let again = work_orders::raise_auto(&mut tx, &org.tenant, raise(&org, a), &no_cooldown())
         .await
         .unwrap();
-    assert!(again.created);
-    assert_ne!(again.work_order.id, wo_id);
+    assert!(again.is_created());
+    assert_ne!(again.work_order().unwrap().id, wo_id);
     drop(tx);
     t.cleanup().await;
 }

@@ -20,6 +20,7 @@ pub mod failure_codes;
 pub mod parts;
 pub mod pm;
 pub mod qr;
+pub mod replay;
 pub mod reports;
 pub mod requests;
 pub mod sensors;
@@ -38,6 +39,7 @@ pub fn api_v1() -> Router<AppState> {
         .merge(devices::router())
         .merge(sensors::router())
         .merge(anomalies::router())
+        .merge(replay::router())
         .merge(work_orders::router())
         .merge(failure_codes::router())
         .merge(checklists::router())

@@ -7,8 +7,9 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use maintainpro_models::anomalies::{self, Anomaly};
 use maintainpro_models::auth::Permission;
+use maintainpro_models::auto_policy::AutoPolicy;
 use maintainpro_models::work_orders::{
-    self, AssigneeSet, CreateWorkOrder, Status, WorkOrder, WorkOrderFilter, WorkOrderPatch,
+    self, AssigneeSet, CreateWorkOrder, Status, Verdict, WorkOrder, WorkOrderFilter, WorkOrderPatch,
 };
 use maintainpro_models::ModelError;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,11 @@ pub struct StatusChange {
     pub status: Status,
     /// Why, for the history.
     pub note: Option<String>,
+    /// Auto work orders, with `status: completed` only: what the anomaly
+    /// turned out to be. Required to complete an auto work order (here or
+    /// set earlier with PATCH); `false_alarm` needs no failure codes and
+    /// widens the detector's thresholds on that sensor.
+    pub verdict: Option<Verdict>,
 }
 
 /// Work orders, newest first; `meta.nextCursor` pages on.
@@ -119,10 +125,11 @@ pub async fn create(
     Ok(ApiResponse::created(wo))
 }
 
-/// Edits a work order: title, description, kind, priority, due date and
-/// failure codes (`null` clears the due date or a code). Verified and
-/// cancelled work orders are final (409); a completed one may be corrected
-/// only so that it still meets the completion requirements (422).
+/// Edits a work order: title, description, kind, priority, due date,
+/// failure codes (`null` clears the due date or a code) and, for auto work
+/// orders, the verdict (`true_alarm` | `false_alarm`; final once completed:
+/// 409). Verified and cancelled work orders are final (409); a completed one
+/// may be corrected only so that it still meets the completion requirements (422).
 #[utoipa::path(
     patch, path = "/api/v1/work-orders/{id}", operation_id = "updateWorkOrder", tag = "work-orders",
     params(("id" = Uuid, Path, description = "work order id")),
@@ -175,8 +182,13 @@ pub async fn set_assignees(
 /// Completing needs what the work order's kind requires (every kind: required
 /// checklist items done, no running downtime; corrective and emergency:
 /// problem, cause and remedy codes; inspection: every checklist item done
-/// and a remedy code) — otherwise 422 VALIDATION_ERROR listing the missing
-/// fields (`problem_code`, `checklist[2]`, `downtime[0]` …) and nothing changes.
+/// and a remedy code; auto work orders: a `verdict`, given in this body or
+/// set before with PATCH — with `false_alarm` no failure codes) — otherwise
+/// 422 VALIDATION_ERROR listing the missing fields (`verdict`, `problemCode`,
+/// `checklist[2]`, `downtime[0]` …) and nothing changes. An auto work order
+/// completed as a true alarm may be verified only after its quiet period
+/// (the signal must stay normal for a while after the repair; analytics
+/// verifies it then): 409 CONFLICT before.
 #[utoipa::path(
     post, path = "/api/v1/work-orders/{id}/status", operation_id = "changeWorkOrderStatus", tag = "work-orders",
     params(("id" = Uuid, Path, description = "work order id")),
@@ -184,7 +196,7 @@ pub async fn set_assignees(
     responses(
         (status = 200, body = Envelope<WorkOrder>),
         (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
-        (status = 409, description = "INVALID_TRANSITION", body = ErrorEnvelope),
+        (status = 409, description = "INVALID_TRANSITION, or CONFLICT: verifying an auto work order before its quiet period", body = ErrorEnvelope),
         (status = 422, description = "VALIDATION_ERROR, e.g. what completing still needs", body = ErrorEnvelope)
     )
 )]
@@ -201,7 +213,16 @@ pub async fn change_status(
         );
     }
     let mut tx = state.tenant_tx(&auth).await?;
-    let wo = work_orders::transition(&mut tx, &auth.tenant, id, change.status, note.trim()).await?;
+    let wo = work_orders::transition_with(
+        &mut tx,
+        &auth.tenant,
+        id,
+        change.status,
+        note.trim(),
+        change.verdict,
+        &AutoPolicy::default(),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(work_order_id = %wo.id, status = %wo.status, "work order status changed");
     Ok(ApiResponse::ok(wo))
