@@ -12,12 +12,14 @@
 //!   to the detectors, records anomaly episodes and raises auto work orders
 //!   through `maintainpro_models::work_orders::raise_auto`.
 //! - [`multivariate`]: the per-asset PCA detector (T² / Q with sensor
-//!   contributions), fitted with linfa.
+//!   contributions), fitted with linfa; [`assets`] runs it over an asset's
+//!   sensors (rows, healthy-period fit, refits, episodes).
 //! - [`predict`]: failure prediction by trend regression (limit crossing
 //!   with a confidence band) and windowed features, with polars.
 //! - [`jobs`]: scheduled jobs — preventive maintenance and escalation.
 //! - `rounds`: the timer both loops share (every organization, every tick).
 
+pub mod assets;
 pub mod detector;
 pub mod jobs;
 pub mod multivariate;

@@ -16,6 +16,7 @@ use maintainpro_models::{auto_policy, tuning, Db, Tenant, Tx};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::assets::{AssetConfig, AssetMonitor, AssetSignal};
 use crate::detector::{severity, AnomalyKind, Detector, DetectorConfig, Signal};
 use crate::predict::{predict_crossing, PredictConfig, Prediction, Side};
 use crate::rounds::Rounds;
@@ -44,6 +45,8 @@ pub struct AnalyticsConfig {
     pub predict_every: chrono::Duration,
     pub predict_history: Vec<chrono::Duration>,
     pub predict: PredictConfig,
+    /// The per-asset multivariate monitor.
+    pub assets: AssetConfig,
 }
 
 impl Default for AnalyticsConfig {
@@ -62,6 +65,7 @@ impl Default for AnalyticsConfig {
                 chrono::Duration::hours(6),
             ],
             predict: PredictConfig::default(),
+            assets: AssetConfig::default(),
         }
     }
 }
@@ -94,8 +98,19 @@ struct SensorState {
 /// One organization's detectors.
 struct OrgState {
     sensors: HashMap<Uuid, SensorState>,
+    /// Multivariate monitors of assets with two sensors or more.
+    assets: HashMap<Uuid, AssetState>,
     loaded_at: Instant,
 }
+
+struct AssetState {
+    monitor: AssetMonitor,
+    /// The open multivariate anomaly.
+    open: Option<Uuid>,
+}
+
+/// The multivariate detector's name on anomalies.
+pub const MULTIVARIATE_DETECTOR: &str = "pca_t2q";
 
 const SENSOR_REFRESH: Duration = Duration::from_secs(15);
 /// Readings replayed into a detector after a restart (its warm-up).
@@ -135,12 +150,26 @@ async fn pass(
         .get(&org)
         .is_none_or(|s| s.loaded_at.elapsed() > SENSOR_REFRESH);
     if stale {
-        let previous = orgs.remove(&org).map(|s| s.sensors).unwrap_or_default();
+        let (previous, previous_assets) = match orgs.remove(&org) {
+            Some(s) => (s.sensors, s.assets),
+            None => {
+                // A fresh start: multivariate episodes left open are over
+                // (the monitors re-learn before they score again).
+                for a in anomalies::list_open(&mut tx).await? {
+                    if a.detector == MULTIVARIATE_DETECTOR {
+                        anomalies::close(&mut tx, &tenant, a.id, Utc::now()).await?;
+                    }
+                }
+                Default::default()
+            }
+        };
         let sensors = load(&mut tx, config, previous).await?;
+        let assets = asset_monitors(config, &sensors, previous_assets);
         orgs.insert(
             org,
             OrgState {
                 sensors,
+                assets,
                 loaded_at: Instant::now(),
             },
         );
@@ -202,6 +231,12 @@ async fn pass(
         }
         if let Some(signal) = s.detector.observe(*ts, *value) {
             handle(&mut tx, &tenant, config, stats, s, signal).await?;
+        }
+        let healthy = !s.detector.in_episode();
+        if let Some(asset) = state.assets.get_mut(&s.ctx.equipment_id) {
+            if let Some(signal) = asset.monitor.push(*sensor_id, *ts, *value, healthy) {
+                handle_asset(&mut tx, &tenant, config, stats, &state.sensors, asset, signal).await?;
+            }
         }
     }
     // Sensors that stopped while the rest of the organization goes on.
@@ -456,6 +491,136 @@ fn auto_raise(
     }
 }
 
+/// One monitor per asset with two sensors or more, kept while its sensor
+/// set is unchanged.
+fn asset_monitors(
+    config: &AnalyticsConfig,
+    sensors: &HashMap<Uuid, SensorState>,
+    mut previous: HashMap<Uuid, AssetState>,
+) -> HashMap<Uuid, AssetState> {
+    let mut by_asset: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for s in sensors.values() {
+        by_asset.entry(s.ctx.equipment_id).or_default().push(s.ctx.id);
+    }
+    by_asset
+        .into_iter()
+        .filter(|(_, ids)| ids.len() >= 2)
+        .map(|(asset, mut ids)| {
+            ids.sort();
+            let state = match previous.remove(&asset) {
+                Some(p) if p.monitor.sensors() == ids.as_slice() => p,
+                _ => AssetState {
+                    monitor: AssetMonitor::new(ids, config.assets.clone()),
+                    open: None,
+                },
+            };
+            (asset, state)
+        })
+        .collect()
+}
+
+/// Applies a multivariate signal: the anomaly is recorded on the sensor that
+/// contributes most, and raises (or joins) that sensor's process work order —
+/// a broken relation between sensors and that sensor's own alarm are one
+/// problem, one work order.
+async fn handle_asset(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    config: &AnalyticsConfig,
+    stats: &AnalyticsStats,
+    sensors: &HashMap<Uuid, SensorState>,
+    asset: &mut AssetState,
+    signal: AssetSignal,
+) -> Result<(), AnalyticsError> {
+    match signal {
+        AssetSignal::Opened {
+            ts,
+            score,
+            contributors,
+        } => {
+            let Some(top) = contributors.first().and_then(|(id, _)| sensors.get(id)) else {
+                return Ok(());
+            };
+            let ctx = &top.ctx;
+            let ratio = (score.t2 / score.t2_limit).max(score.q / score.q_limit);
+            let named: Vec<serde_json::Value> = contributors
+                .iter()
+                .filter_map(|(id, share)| {
+                    sensors
+                        .get(id)
+                        .map(|s| serde_json::json!({"sensorId": id, "sensor": s.ctx.name, "share": share}))
+                })
+                .collect();
+            let details = serde_json::json!({
+                "t2": score.t2, "q": score.q, "t2Limit": score.t2_limit, "qLimit": score.q_limit,
+                "contributingSensors": named,
+            });
+            let value = top.detector.last_value().unwrap_or(0.0);
+            let anomaly = anomalies::open(
+                tx,
+                tenant,
+                NewAnomaly {
+                    sensor_id: ctx.id,
+                    equipment_id: ctx.equipment_id,
+                    kind: "multivariate".to_string(),
+                    detector: MULTIVARIATE_DETECTOR.to_string(),
+                    severity: if ratio >= 4.0 { "high" } else { "medium" }.to_string(),
+                    score: ratio,
+                    started_at: ts,
+                    peak_value: value,
+                    baseline: None,
+                    details: details.clone(),
+                },
+            )
+            .await?;
+            stats.anomalies_opened.fetch_add(1, Ordering::Relaxed);
+            asset.open = Some(anomaly.id);
+            let names: Vec<&str> = contributors
+                .iter()
+                .take(3)
+                .filter_map(|(id, _)| sensors.get(id).map(|s| s.ctx.name.as_str()))
+                .collect();
+            let raise = AutoRaise {
+                anomaly_id: anomaly.id,
+                equipment_id: ctx.equipment_id,
+                sensor_id: ctx.id,
+                failure_mode: format!("process:{}", ctx.id),
+                severity: anomaly.severity.clone(),
+                evidence: serde_json::json!({"detector": MULTIVARIATE_DETECTOR, "startedAt": ts, "scores": details}),
+                title: format!("{}: sensors out of their usual relation ({})", ctx.equipment_name, names.join(", ")),
+                description: format!(
+                    "Raised automatically by analytics (PCA T²/Q over the asset's sensors). T² {:.1} (limit {:.1}), Q {:.2} (limit {:.2}); contributing most: {}.",
+                    score.t2, score.t2_limit, score.q, score.q_limit, names.join(", ")
+                ),
+                kind: Kind::Corrective,
+            };
+            match work_orders::raise_auto(tx, tenant, raise, &config.policy).await? {
+                work_orders::Raised::Created(wo) => {
+                    stats.work_orders_created.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(work_order = %wo.code, equipment = %ctx.equipment_name, "multivariate work order raised");
+                }
+                work_orders::Raised::Added(_) => {
+                    stats.work_orders_updated.fetch_add(1, Ordering::Relaxed);
+                }
+                work_orders::Raised::Suppressed { reason } => {
+                    tracing::info!(equipment = %ctx.equipment_name, reason = reason.as_str(), "multivariate alarm suppressed");
+                }
+            }
+        }
+        AssetSignal::Closed { ts, rows, .. } => {
+            if let Some(id) = asset.open.take() {
+                sqlx::query("UPDATE anomalies SET points = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(rows as i32)
+                    .execute(&mut **tx)
+                    .await?;
+                anomalies::close(tx, tenant, id, ts).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fits the trend of a sensor with limits (at most every `predict_every`)
 /// and, when it predicts a crossing within the horizon, raises a preventive
 /// work order — on the same key as the sensor's process anomalies, so a
@@ -634,6 +799,9 @@ async fn refit(tx: &mut Tx, config: &AnalyticsConfig, state: &mut OrgState) -> R
                 s.detector.set_threshold_scale(scale);
                 tracing::info!(sensor = %s.ctx.name, reason = %req.reason, "baseline refit after repair");
             }
+        }
+        if let Some(asset) = state.assets.get_mut(&req.equipment_id) {
+            asset.monitor.reset();
         }
         tuning::mark_refit_done(tx, req.id).await?;
     }
