@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use maintainpro_analytics::detector::{Detector, DetectorConfig};
 use maintainpro_analytics::multivariate::{PcaConfig, PcaModel};
 use maintainpro_analytics::stream::{StreamConfig, StreamDetector};
 
@@ -63,6 +64,11 @@ pub struct DetectorBenchReport {
     pub rss_increase_bytes: Option<u64>,
     /// Share of streaming points scored at or above the default threshold.
     pub stream_flagged_share: f64,
+    /// The live episode detector (stream detector + z gate, limits, stuck
+    /// and drift checks), as the analytics worker runs it per reading.
+    pub live_points: u64,
+    pub live_points_per_sec: f64,
+    pub live_bytes_per_sensor: f64,
     pub mv_sensors: usize,
     pub train_rows: usize,
     pub fit_ms: f64,
@@ -195,6 +201,29 @@ pub fn detector(opts: DetectorBenchOptions) -> anyhow::Result<DetectorBenchRepor
     let state_total: usize = detectors.iter().map(StreamDetector::memory_bytes).sum();
     drop(black_box(detectors));
 
+    // --- Live episode detectors (what the worker runs per reading) ---
+    let mut live: Vec<Detector> = (0..opts.sensors)
+        .map(|_| Detector::new(DetectorConfig::default(), None, None))
+        .collect();
+    let (mut live_rounds, mut live_busy) = (0u64, Duration::ZERO);
+    let wall = Instant::now();
+    while live_rounds < rounds_wanted && wall.elapsed() < budget {
+        let secs = live_rounds as i64 * opts.interval_secs;
+        let ts = start + chrono::Duration::seconds(secs);
+        for (v, s) in values.iter_mut().zip(&signals) {
+            *v = s.at(secs as f64, &mut rng);
+        }
+        let t0 = Instant::now();
+        for (d, &v) in live.iter_mut().zip(&values) {
+            black_box(d.observe(ts, black_box(v)));
+        }
+        live_busy += t0.elapsed();
+        live_rounds += 1;
+    }
+    let live_points = live_rounds * opts.sensors as u64;
+    let live_total: usize = live.iter().map(Detector::memory_bytes).sum();
+    drop(black_box(live));
+
     // --- Multivariate detector ---
     let mut rng = Rng(7);
     let p = opts.mv_sensors;
@@ -271,6 +300,9 @@ pub fn detector(opts: DetectorBenchOptions) -> anyhow::Result<DetectorBenchRepor
             _ => None,
         },
         stream_flagged_share: flagged as f64 / stream_points.max(1) as f64,
+        live_points,
+        live_points_per_sec: live_points as f64 / live_busy.as_secs_f64().max(1e-9),
+        live_bytes_per_sensor: live_total as f64 / opts.sensors as f64,
         mv_sensors: p,
         train_rows: opts.train_rows,
         fit_ms,

@@ -193,12 +193,13 @@ pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
 }
 
 /// A spike, a step and a stuck sensor on different gateways in the first
-/// few minutes (the detectors need about a minute of history first).
+/// few minutes (the streaming detector needs about three minutes of history
+/// before it calls anything improbable).
 fn demo_faults(sim: &SimConfig) -> Vec<FaultSpec> {
     let plan = [
-        (0usize, 0usize, FaultKind::Spike, 75u64, 5u64, 12.0),
-        (1, 1, FaultKind::Step, 100, 60, 10.0),
-        (2, 2, FaultKind::Stuck, 90, 120, 0.0),
+        (0usize, 0usize, FaultKind::Spike, 240u64, 5u64, 12.0),
+        (1, 1, FaultKind::Step, 270, 60, 10.0),
+        (2, 2, FaultKind::Stuck, 250, 120, 0.0),
     ];
     plan.iter()
         .filter_map(|&(d, s, kind, start, dur, magnitude)| {

@@ -409,11 +409,15 @@ async fn main() -> anyhow::Result<()> {
                 r.state_bytes_per_sensor
             );
             println!(
+                "RESULT detector live: {:.0} points/s on one core, {:.0} bytes/sensor (stream detector + z gate, limits, stuck and drift checks; {} points)",
+                r.live_points_per_sec, r.live_bytes_per_sensor, r.live_points
+            );
+            println!(
                 "RESULT detector multivariate fit: {:.1} ms for {} rows × {} sensors; {} components; model {} bytes in memory, {} bytes as JSON",
                 r.fit_ms, r.train_rows, r.mv_sensors, r.components, r.model_bytes, r.model_json_bytes
             );
             println!(
-                "RESULT detector multivariate score: {:.0} points/s on one core (rows of {} sensors; {} rows in {:.2} s; {:.3} % of healthy rows flagged)",
+                "RESULT detector multivariate score: {:.0} rows/s on one core (rows of {} sensors; {} rows in {:.2} s; {:.3} % of healthy rows flagged)",
                 r.mv_rows_per_sec, r.mv_sensors, r.mv_rows, r.mv_seconds, 100.0 * r.mv_flagged_share
             );
             Ok(())

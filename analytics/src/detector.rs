@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::stream::{StreamConfig, StreamDetector};
+use crate::stream::{median, StreamConfig, StreamDetector};
 
 /// Tuning of the detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -212,7 +212,7 @@ impl Detector {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() - std::mem::size_of::<StreamDetector>()
             + self.stream.memory_bytes()
-            + 8 * (self.window.capacity() + self.scratch.capacity())
+            + 8 * (self.window.capacity() + self.scratch.capacity() + self.short.capacity())
     }
 
     /// Feeds history without raising anything (warm-up after a restart).
@@ -405,23 +405,6 @@ impl Detector {
         self.last_value = Some(value);
         let moved_before = self.window.iter().any(|v| *v != value);
         self.same_run >= self.config.stuck_after && moved_before
-    }
-}
-
-/// Median by selection (reorders `v`); NaN-free input.
-fn median(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    if n == 0 {
-        return 0.0;
-    }
-    let mid = n / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
-    let m = *m;
-    if n % 2 == 1 {
-        m
-    } else {
-        let lower = v[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lower + m) / 2.0
     }
 }
 

@@ -335,8 +335,8 @@ fn push_bounded(q: &mut VecDeque<f64>, v: f64, cap: usize) {
     q.push_back(v);
 }
 
-/// Median by selection (reorders `v`).
-fn median(v: &mut [f64]) -> f64 {
+/// Median by selection (reorders `v`); NaN-free input.
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     if n == 0 {
         return 0.0;
