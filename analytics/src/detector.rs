@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::stream::{median, StreamConfig, StreamDetector};
+use crate::stream::{robust, StreamConfig, StreamDetector};
 
 /// Tuning of the detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -250,13 +250,7 @@ impl Detector {
         if self.window.len() < self.config.warmup {
             return None;
         }
-        self.scratch.clear();
-        self.scratch.extend(self.window.iter().copied());
-        let med = median(&mut self.scratch);
-        for v in self.scratch.iter_mut() {
-            *v = (*v - med).abs();
-        }
-        let mad = median(&mut self.scratch);
+        let (med, mad) = robust(&self.window, &mut self.scratch);
         // Floor: quantized or very quiet signals must not turn every
         // last-digit change into an alarm.
         let scale = (1.4826 * mad).max(1e-3 * med.abs()).max(1e-6);
@@ -538,6 +532,7 @@ mod tests {
 
     #[test]
     fn median_works() {
+        use crate::stream::median;
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
     }

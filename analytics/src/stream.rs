@@ -119,8 +119,8 @@ impl Ew {
     }
 }
 
-/// The recent-window statistics: median and robust scale.
-fn robust(window: &VecDeque<f64>, scratch: &mut Vec<f64>) -> (f64, f64) {
+/// Median and MAD (median absolute deviation) of a window; `scratch` is reused.
+pub(crate) fn robust(window: &VecDeque<f64>, scratch: &mut Vec<f64>) -> (f64, f64) {
     scratch.clear();
     scratch.extend(window.iter().copied());
     let med = median(scratch);

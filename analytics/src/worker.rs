@@ -408,32 +408,8 @@ async fn handle(
             stats.anomalies_opened.fetch_add(1, Ordering::Relaxed);
             s.open_anomaly = Some(anomaly.id);
             let evidence = evidence(tx, s, &anomaly, kind).await?;
-            match work_orders::raise_auto(
-                tx,
-                tenant,
-                auto_raise(&s.ctx, &anomaly, kind, evidence),
-                &config.policy,
-            )
-            .await?
-            {
-                work_orders::Raised::Created(wo) => {
-                    stats.work_orders_created.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        work_order = %wo.code, equipment = %s.ctx.equipment_name,
-                        sensor = %s.ctx.name, kind = kind.as_str(), score, "auto work order raised"
-                    );
-                }
-                work_orders::Raised::Added(wo) => {
-                    stats.work_orders_updated.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        work_order = %wo.code, occurrences = wo.occurrence_count,
-                        sensor = %s.ctx.name, "anomaly added to open work order"
-                    );
-                }
-                work_orders::Raised::Suppressed { reason } => {
-                    tracing::info!(sensor = %s.ctx.name, reason = reason.as_str(), "auto work order suppressed");
-                }
-            }
+            let raise = auto_raise(&s.ctx, &anomaly, kind, evidence);
+            raise_counted(tx, tenant, config, stats, raise, &s.ctx.name, kind.as_str()).await?;
         }
         Signal::Closed {
             ts,
@@ -594,18 +570,7 @@ async fn handle_asset(
                 ),
                 kind: Kind::Corrective,
             };
-            match work_orders::raise_auto(tx, tenant, raise, &config.policy).await? {
-                work_orders::Raised::Created(wo) => {
-                    stats.work_orders_created.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(work_order = %wo.code, equipment = %ctx.equipment_name, "multivariate work order raised");
-                }
-                work_orders::Raised::Added(_) => {
-                    stats.work_orders_updated.fetch_add(1, Ordering::Relaxed);
-                }
-                work_orders::Raised::Suppressed { reason } => {
-                    tracing::info!(equipment = %ctx.equipment_name, reason = reason.as_str(), "multivariate alarm suppressed");
-                }
-            }
+            raise_counted(tx, tenant, config, stats, raise, &ctx.name, "multivariate").await?;
         }
         AssetSignal::Closed { ts, rows, .. } => {
             if let Some(id) = asset.open.take() {
@@ -707,16 +672,52 @@ async fn predict(
     anomalies::close(tx, tenant, anomaly.id, now).await?;
     stats.anomalies_opened.fetch_add(1, Ordering::Relaxed);
     let raise = prediction_raise(&s.ctx, &anomaly, &p, details);
+    raise_counted(
+        tx,
+        tenant,
+        config,
+        stats,
+        raise,
+        &s.ctx.name,
+        &format!("predicted_{side}"),
+    )
+    .await
+}
+
+/// Raises (or adds to, or is refused by the policy) an auto work order, and
+/// counts and logs what happened — for every detector alike.
+async fn raise_counted(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    config: &AnalyticsConfig,
+    stats: &AnalyticsStats,
+    raise: AutoRaise,
+    sensor: &str,
+    kind: &str,
+) -> Result<(), AnalyticsError> {
+    let equipment = raise.equipment_id;
     match work_orders::raise_auto(tx, tenant, raise, &config.policy).await? {
         work_orders::Raised::Created(wo) => {
             stats.work_orders_created.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(work_order = %wo.code, sensor = %s.ctx.name, predicted_at = %p.predicted_at, "preventive work order raised");
+            tracing::info!(
+                work_order = %wo.code, work_order_kind = %wo.kind, %equipment, sensor, kind,
+                "auto work order raised"
+            );
         }
-        work_orders::Raised::Added(_) => {
+        work_orders::Raised::Added(wo) => {
             stats.work_orders_updated.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                work_order = %wo.code, occurrences = wo.occurrence_count, sensor, kind,
+                "anomaly added to open work order"
+            );
         }
         work_orders::Raised::Suppressed { reason } => {
-            tracing::info!(sensor = %s.ctx.name, reason = reason.as_str(), "prediction suppressed");
+            tracing::info!(
+                sensor,
+                kind,
+                reason = reason.as_str(),
+                "auto work order suppressed"
+            );
         }
     }
     Ok(())
