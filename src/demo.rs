@@ -3,15 +3,17 @@
 //! and faults injected early so anomalies and work orders appear within
 //! minutes. Seeding is idempotent: a restart on the same data reuses it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use maintainpro_edge::{FaultKind, FaultSpec, SimConfig};
+use chrono::{TimeDelta, Utc};
+use maintainpro_edge::{FaultKind, FaultSpec, Fleet, SimConfig};
 use maintainpro_models::auth::Role;
 use maintainpro_models::devices::{self, NewDevice, NewSensor};
 use maintainpro_models::equipment::{self, NewEquipment};
 use maintainpro_models::users::{self, NewUser};
-use maintainpro_models::{organizations, Db, Tenant, Tx};
+use maintainpro_models::{organizations, readings, Db, Tenant, Tx};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,11 @@ pub struct DemoOptions {
     pub interval: Duration,
     /// Inject the demo faults (spike, step, stuck) in the first minutes.
     pub faults: bool,
+    /// Readings to write for the time before the fleet goes live (at most
+    /// one per second per sensor), so trends and the detectors have history
+    /// from the first minute. Only on the first start: a fleet that already
+    /// has readings keeps them.
+    pub history: Duration,
 }
 
 impl Default for DemoOptions {
@@ -32,6 +39,7 @@ impl Default for DemoOptions {
             sensors_per_device: 4,
             interval: Duration::from_secs(1),
             faults: true,
+            history: Duration::ZERO,
         }
     }
 }
@@ -178,6 +186,11 @@ pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
             .await?;
         }
     }
+    if !opts.history.is_zero() {
+        // In the seed's transaction: analytics sees the sensors, their
+        // history and their cursors at once.
+        backfill(&mut tx, org_id, &sim, opts.history).await?;
+    }
     tx.commit().await.context("cannot commit the demo seed")?;
 
     if opts.faults {
@@ -193,11 +206,12 @@ pub async fn seed(db: &Db, opts: &DemoOptions) -> anyhow::Result<DemoInfo> {
 }
 
 /// A spike, a step and a stuck sensor on different gateways in the first
-/// few minutes (the streaming detector needs about three minutes of history
-/// before it calls anything improbable).
+/// few minutes (the streaming detector needs about 180 readings of history
+/// before it calls anything improbable). Times are counted in sampling
+/// intervals, so a faster demo fleet (as the UI tests run) faults sooner.
 fn demo_faults(sim: &SimConfig) -> Vec<FaultSpec> {
     let plan = [
-        (0usize, 0usize, FaultKind::Spike, 240u64, 5u64, 12.0),
+        (0usize, 0usize, FaultKind::Spike, 240u32, 5u32, 12.0),
         (1, 1, FaultKind::Step, 270, 60, 10.0),
         (2, 2, FaultKind::Stuck, 250, 120, 0.0),
     ];
@@ -211,12 +225,86 @@ fn demo_faults(sim: &SimConfig) -> Vec<FaultSpec> {
                 device: device.name.clone(),
                 metric: sensor.metric.clone(),
                 kind,
-                start_after: Duration::from_secs(start),
-                duration: Duration::from_secs(dur),
+                start_after: sim.interval * start,
+                duration: sim.interval * dur,
                 magnitude,
             })
         })
         .collect()
+}
+
+/// Rows written per statement by [`backfill`].
+const BACKFILL_CHUNK: usize = 20_000;
+
+/// Writes `span` of fault-free simulated history ending now for every sensor
+/// of the fleet, one reading per `max(interval, 1 s)`, unless the
+/// organization already has readings. The analytics cursors are set at the
+/// end of that history: detectors learn from it (they prime on the readings
+/// before their cursor) but do not raise anomalies in the past. Returns how
+/// many rows it wrote.
+pub async fn backfill(tx: &mut Tx, org_id: Uuid, sim: &SimConfig, span: Duration) -> anyhow::Result<u64> {
+    if readings::latest_ts(tx).await?.is_some() {
+        return Ok(0);
+    }
+    let mut ids = HashMap::new();
+    for device in devices::list_devices(tx).await? {
+        for sensor in devices::list_sensors(tx, None, Some(device.id)).await? {
+            ids.insert((device.name.clone(), sensor.metric), sensor.id);
+        }
+    }
+    let step = sim.interval.max(Duration::from_secs(1));
+    let step_delta = TimeDelta::from_std(step).context("demo interval too large")?;
+    let end = Utc::now();
+    let start = end - TimeDelta::from_std(span).context("demo history too long")?;
+    let clean = SimConfig {
+        faults: Vec::new(),
+        ..sim.clone()
+    };
+    let mut fleet = Fleet::new(&clean, start)?;
+    let (mut sensor_ids, mut stamps, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let mut written = 0u64;
+    let mut ts = start;
+    while ts < end {
+        for (device, msg) in fleet.sample(ts) {
+            for (metric, value) in msg.metrics {
+                if let Some(&id) = ids.get(&(device.clone(), metric)) {
+                    sensor_ids.push(id);
+                    stamps.push(msg.ts);
+                    values.push(value);
+                }
+            }
+        }
+        ts += step_delta;
+        if sensor_ids.len() >= BACKFILL_CHUNK || (ts >= end && !sensor_ids.is_empty()) {
+            let r = sqlx::query(
+                "INSERT INTO readings (organization_id, sensor_id, ts, value)
+                 SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::float8[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(org_id)
+            .bind(&sensor_ids)
+            .bind(&stamps)
+            .bind(&values)
+            .execute(&mut **tx)
+            .await
+            .context("cannot write the demo history")?;
+            written += r.rows_affected();
+            sensor_ids.clear();
+            stamps.clear();
+            values.clear();
+        }
+    }
+    sqlx::query(
+        "INSERT INTO analytics_cursors (organization_id, sensor_id, last_ts)
+         SELECT $1, sensor_id, max(ts) FROM readings GROUP BY sensor_id
+         ON CONFLICT (sensor_id) DO UPDATE SET last_ts = EXCLUDED.last_ts, updated_at = now()",
+    )
+    .bind(org_id)
+    .execute(&mut **tx)
+    .await
+    .context("cannot set the analytics cursors after the demo history")?;
+    tracing::info!(rows = written, span_s = span.as_secs(), "demo history written");
+    Ok(written)
 }
 
 async fn ensure_equipment(

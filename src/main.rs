@@ -181,6 +181,9 @@ struct UpArgs {
     demo_sensors: usize,
     #[arg(long, default_value_t = 1000)]
     demo_interval_ms: u64,
+    /// Demo: simulated history written before the fleet goes live (first start only), e.g. 3h, 30m, 0.
+    #[arg(long, default_value = "3h", value_parser = maintainpro_edge::parse_duration)]
+    demo_history: Duration,
 }
 
 #[derive(Args, Clone)]
@@ -472,6 +475,7 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
         let default = PathBuf::from("web/dist");
         default.join("index.html").exists().then_some(default)
     });
+    let serves_ui = static_dir.as_ref().is_some_and(|d| d.join("index.html").exists());
     let config = SystemConfig {
         database_url: args.db.database_url.clone(),
         app_database_url: args.db.app_database_url.clone(),
@@ -498,6 +502,7 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
             devices: args.demo_devices,
             sensors_per_device: args.demo_sensors,
             interval: Duration::from_millis(args.demo_interval_ms.max(10)),
+            history: args.demo_history,
             ..DemoOptions::default()
         }),
     };
@@ -506,6 +511,11 @@ async fn up(args: UpArgs, services: Services) -> anyhow::Result<()> {
     println!("MaintAInPro is up");
     let api = running.api_url().unwrap_or_default();
     if running.api_addr.is_some() {
+        if serves_ui {
+            println!("  Web UI   {api}/");
+        } else {
+            println!("  Web UI   not built: run scripts/up (or `npm --prefix web run build`) to serve it");
+        }
         println!("  API      {api}/api/v1  (OpenAPI: {api}/api/v1/openapi.json)");
         println!("  Docs     {api}/api/docs  (interactive: every operation, its permission, try it)");
     }

@@ -66,6 +66,7 @@ use crate::routes;
         routes::anomalies::get_one,
         routes::replay::run,
         routes::work_orders::list,
+        routes::work_orders::statuses,
         routes::work_orders::get_one,
         routes::work_orders::create,
         routes::work_orders::change_status,

@@ -34,13 +34,17 @@ pub fn router(state: AppState) -> Router {
         // The API explorer: static paths win over the catch-all below.
         .merge(routes::docs::router())
         .route("/api/{*rest}", any(system::not_found))
-        .merge(probe_routes(state.config.metrics))
-        // The request form that asset QR codes open.
-        .merge(routes::qr::pages());
+        .merge(probe_routes(state.config.metrics));
 
+    // The request form that asset QR codes open (`/request?asset=…`) is a
+    // page of the web UI when it is served; without it, a small
+    // server-rendered form keeps printed codes working.
     app = match state.config.static_dir.as_deref().filter(|dir| dir.is_dir()) {
         Some(dir) => app.fallback_service(spa(dir)),
-        None => app.route("/", get(system::root_hint)).fallback(system::not_found),
+        None => app
+            .merge(routes::qr::pages())
+            .route("/", get(system::root_hint))
+            .fallback(system::not_found),
     };
 
     let trace = TraceLayer::new_for_http()

@@ -28,6 +28,7 @@ const MAX_NOTE_CHARS: usize = 2000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/work-orders", get(list).post(create))
+        .route("/api/v1/work-orders/statuses", get(statuses))
         .route("/api/v1/work-orders/{id}", get(get_one).patch(update))
         .route("/api/v1/work-orders/{id}/status", post(change_status))
         .route("/api/v1/work-orders/{id}/assignees", put(set_assignees))
@@ -52,6 +53,40 @@ pub struct StatusChange {
     /// set earlier with PATCH); `false_alarm` needs no failure codes and
     /// widens the detector's thresholds on that sensor.
     pub verdict: Option<Verdict>,
+}
+
+/// One status of the work-order status machine and where it may go next.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusInfo {
+    pub status: Status,
+    /// The statuses `POST /work-orders/{id}/status` accepts from this one.
+    pub next: Vec<Status>,
+    /// Still open work (counts for deduplication and overdue checks).
+    pub active: bool,
+}
+
+/// The work-order status machine (`models::work_orders::Status`), so that
+/// clients such as the web board offer only the moves the API accepts.
+#[utoipa::path(
+    get, path = "/api/v1/work-orders/statuses", operation_id = "workOrderStatuses", tag = "work-orders",
+    security(("bearer" = ["work_orders:view"])),
+    responses((status = 200, body = Envelope<Vec<StatusInfo>>))
+)]
+pub async fn statuses() -> ApiResponse<Vec<StatusInfo>> {
+    let machine = Status::ALL
+        .iter()
+        .map(|&status| StatusInfo {
+            status,
+            next: Status::ALL
+                .iter()
+                .copied()
+                .filter(|&to| status.can_become(to))
+                .collect(),
+            active: status.is_active(),
+        })
+        .collect();
+    ApiResponse::ok(machine)
 }
 
 /// Work orders, newest first; `meta.nextCursor` pages on.
