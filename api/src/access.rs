@@ -14,6 +14,9 @@
 //! permission gets 403 whatever they send (never a 422 that hints at the
 //! body's shape). A route that is not in the document is refused (fail
 //! closed), so forgetting to document an operation cannot leave it open.
+//! WebSocket upgrades of `…/ws` routes may carry the token as browsers can
+//! (`?token=` or `Sec-WebSocket-Protocol: bearer, <token>`, see
+//! [`crate::auth::ws_token`]); everything else needs the Authorization header.
 //! Rules that depend on the row or the body (a requester sees only their
 //! own requests; assigning needs `work_orders:assign`) stay in handlers and
 //! models.
@@ -22,7 +25,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::header::UPGRADE;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use maintainpro_models::auth::Permission;
@@ -182,10 +186,17 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
     };
     let auth = match rule {
         Access::Public => return next.run(req).await,
-        Access::SignedIn | Access::Permission(_) => match AuthUser::from_headers(req.headers(), &state) {
-            Ok(auth) => auth,
-            Err(e) => return e.into_response(),
-        },
+        Access::SignedIn | Access::Permission(_) => {
+            let verified = if is_websocket_upgrade(req.headers()) && path.ends_with("/ws") {
+                AuthUser::from_ws_request(req.headers(), query_token(req.uri()).as_deref(), &state)
+            } else {
+                AuthUser::from_headers(req.headers(), &state)
+            };
+            match verified {
+                Ok(auth) => auth,
+                Err(e) => return e.into_response(),
+            }
+        }
     };
     if let Access::Permission(permission) = rule {
         if let Err(e) = auth.require(permission) {
@@ -194,6 +205,22 @@ pub async fn enforce(State(state): State<AppState>, mut req: Request, next: Next
     }
     req.extensions_mut().insert(auth);
     next.run(req).await
+}
+
+/// A WebSocket handshake (`Upgrade: websocket`).
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+/// The request's `?token=`, decoded.
+fn query_token(uri: &Uri) -> Option<String> {
+    let query = uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -186,6 +186,44 @@ impl AuthUser {
         let claims = state.jwt.verify(token)?;
         Ok(AuthUser::from_claims(&claims))
     }
+
+    /// Verifies the token of a WebSocket upgrade, wherever [`ws_token`]
+    /// finds it (`query_token` is the request's `?token=`).
+    pub fn from_ws_request(
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let (token, _) = ws_token(headers, query_token)?;
+        let claims = state.jwt.verify(&token)?;
+        Ok(AuthUser::from_claims(&claims))
+    }
+}
+
+/// The access token of a WebSocket upgrade (browsers cannot set headers on
+/// one): `?token=`, else `Sec-WebSocket-Protocol: bearer, <token>`, else the
+/// Authorization header; and whether it came in `Sec-WebSocket-Protocol`
+/// (the server must then answer with the `bearer` subprotocol).
+pub fn ws_token(headers: &HeaderMap, query_token: Option<&str>) -> Result<(String, bool), ApiError> {
+    if let Some(t) = query_token.map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok((t.to_string(), false));
+    }
+    if let Some(protocols) = headers.get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()) {
+        let mut parts = protocols.split(',').map(str::trim);
+        if parts.next().is_some_and(|p| p.eq_ignore_ascii_case("bearer")) {
+            if let Some(t) = parts.next().filter(|t| !t.is_empty()) {
+                return Ok((t.to_string(), true));
+            }
+        }
+    }
+    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some((scheme, t)) = value.trim().split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
+                return Ok((t.trim().to_string(), false));
+            }
+        }
+    }
+    Err(ApiError::Unauthorized("missing access token".into()))
 }
 
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {

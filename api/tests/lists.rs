@@ -1,5 +1,5 @@
-//! The long lists — equipment (with full-text search), users and work
-//! requests — against a real PostgreSQL: search hits, ranking and tenancy,
+//! The long lists — equipment (with full-text search), users, work
+//! requests and anomalies (severity and kind filters) — against a real PostgreSQL: search hits, ranking and tenancy,
 //! cursor pages that walk every row once while rows are being inserted,
 //! filters, and invalid filters or cursors answered in the error envelope.
 #![allow(clippy::unwrap_used)]
@@ -612,5 +612,86 @@ async fn openapi_documents_the_list_parameters() {
             .collect();
         assert_eq!(params, expected, "{path}");
     }
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn anomalies_filter_by_severity_and_kind_on_the_server() {
+    use maintainpro_models::anomalies::{self, NewAnomaly};
+
+    let t = test_db().await;
+    let app = app(&t.db);
+    let org = seed_org(&t.db, "anom-f", &["temp"]).await;
+    let other = seed_org(&t.db, "anom-f-other", &["temp"]).await;
+    let mut ids = std::collections::HashMap::new();
+    for (o, name, kind, severity, minutes) in [
+        (&org, "a", "high", "critical", 50),
+        (&org, "b", "stuck", "low", 40),
+        (&org, "c", "high", "low", 30),
+        (&org, "d", "drift", "critical", 20),
+        (&other, "x", "high", "critical", 10),
+    ] {
+        let mut tx = t.db.tenant(o.tenant.org_id).await.unwrap();
+        let a = anomalies::open(
+            &mut tx,
+            &o.tenant,
+            NewAnomaly {
+                sensor_id: o.sensors[0].id,
+                equipment_id: o.equipment.id,
+                kind: kind.into(),
+                detector: "robust_z".into(),
+                severity: severity.into(),
+                score: 5.0,
+                started_at: chrono::Utc::now() - chrono::Duration::minutes(minutes),
+                peak_value: 1.0,
+                baseline: None,
+                details: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        ids.insert(name, a.id.to_string());
+    }
+    add_user(&t.db, &org, "tech@anom-f.test", Role::Technician).await;
+    let token = login(&app, "tech@anom-f.test").await;
+    let names = |got: Vec<String>| -> Vec<&str> {
+        got.iter()
+            .map(|id| *ids.iter().find(|(_, v)| *v == id).unwrap().0)
+            .collect()
+    };
+
+    let (got, _) = page(&app, "/api/v1/anomalies?severity=critical", &token).await;
+    assert_eq!(names(got), ["d", "a"], "newest first, own organization only");
+    let (got, _) = page(&app, "/api/v1/anomalies?kind=high", &token).await;
+    assert_eq!(names(got), ["c", "a"]);
+    let (got, _) = page(
+        &app,
+        "/api/v1/anomalies?kind=high&severity=low&status=open",
+        &token,
+    )
+    .await;
+    assert_eq!(names(got), ["c"]);
+    let (got, _) = page(&app, "/api/v1/anomalies?kind=no_data", &token).await;
+    assert!(got.is_empty());
+
+    // Pages keep the filter.
+    let (first, cursor) = page(&app, "/api/v1/anomalies?severity=critical&limit=1", &token).await;
+    assert_eq!(names(first), ["d"]);
+    let (second, cursor) = page(
+        &app,
+        &format!(
+            "/api/v1/anomalies?severity=critical&limit=1&cursor={}",
+            cursor.unwrap()
+        ),
+        &token,
+    )
+    .await;
+    assert_eq!(names(second), ["a"]);
+    assert!(cursor.is_none());
+
+    invalid(&app, "/api/v1/anomalies?severity=urgent", &token, "severity").await;
+    invalid(&app, "/api/v1/anomalies?kind=spike", &token, "kind").await;
+    invalid(&app, "/api/v1/anomalies?kind=", &token, "kind").await;
     t.cleanup().await;
 }

@@ -1,7 +1,7 @@
 //! Work-order details over HTTP: assignees, the failure-code catalog and
 //! its permission, checklists, downtime, edits, and completion refused with
 //! a 422 naming what is missing (and nothing changed) until the work order
-//! has what its kind needs.
+//! has what its kind needs; the status history and who may read it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -634,5 +634,79 @@ async fn downtime_and_checklists_over_http() {
             "{method} {path}"
         );
     }
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn status_history_lists_the_steps_with_notes_to_those_who_may_see_the_work_order() {
+    let t = test_db().await;
+    let app = app(&t.db);
+    let org = seed_org(&t.db, "woh", &[]).await;
+    let other = seed_org(&t.db, "woh-other", &[]).await;
+    add_user(&t.db, &org, "tech@woh.test", Role::Technician).await;
+    add_user(&t.db, &org, "ann@woh.test", Role::Requester).await;
+    add_user(&t.db, &org, "bob@woh.test", Role::Requester).await;
+    add_user(&t.db, &other, "tech@woh-other.test", Role::Technician).await;
+    let tech = login(&app, "tech@woh.test").await;
+    let ann = login(&app, "ann@woh.test").await;
+    let bob = login(&app, "bob@woh.test").await;
+    let foreign = login(&app, "tech@woh-other.test").await;
+    let tech_id = user_id(&t.db, &org, "tech@woh.test").await;
+    let ann_id = user_id(&t.db, &org, "ann@woh.test").await;
+
+    let wo = expect(
+        &app,
+        Method::POST,
+        "/api/v1/work-orders",
+        &ann,
+        Some(json!({"title": "Door sticks"})),
+        201,
+    )
+    .await;
+    let id = wo["id"].as_str().unwrap().to_string();
+    let uri = |rest: &str| format!("/api/v1/work-orders/{id}{rest}");
+    for (status, note) in [("in_progress", "on my way"), ("on_hold", "waiting for a hinge")] {
+        expect(
+            &app,
+            Method::POST,
+            &uri("/status"),
+            &tech,
+            Some(json!({"status": status, "note": note})),
+            200,
+        )
+        .await;
+    }
+
+    let steps = expect(&app, Method::GET, &uri("/history"), &tech, None, 200).await;
+    let steps = steps.as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps[0]["fromStatus"], Value::Null);
+    assert_eq!(steps[0]["toStatus"], "open");
+    assert_eq!(steps[0]["changedBy"], ann_id);
+    assert_eq!(steps[0]["changedByName"], "ann@woh.test");
+    assert_eq!(steps[1]["fromStatus"], "open");
+    assert_eq!(steps[1]["toStatus"], "in_progress");
+    assert_eq!(steps[1]["note"], "on my way");
+    assert_eq!(steps[1]["changedBy"], tech_id);
+    assert_eq!(steps[2]["fromStatus"], "in_progress");
+    assert_eq!(steps[2]["toStatus"], "on_hold");
+    assert_eq!(steps[2]["note"], "waiting for a hinge");
+    assert!(steps[2]["createdAt"].as_str().unwrap() >= steps[1]["createdAt"].as_str().unwrap());
+
+    // The requester who filed it sees it; another requester and another
+    // organization get a 404, as for the work order itself.
+    let mine = expect(&app, Method::GET, &uri("/history"), &ann, None, 200).await;
+    assert_eq!(mine.as_array().unwrap().len(), 3);
+    expect(&app, Method::GET, &uri("/history"), &bob, None, 404).await;
+    expect(&app, Method::GET, &uri("/history"), &foreign, None, 404).await;
+    expect(
+        &app,
+        Method::GET,
+        &format!("/api/v1/work-orders/{}/history", uuid::Uuid::new_v4()),
+        &tech,
+        None,
+        404,
+    )
+    .await;
     t.cleanup().await;
 }

@@ -74,10 +74,32 @@ pub struct AnomalyFilter {
     pub status: Option<String>,
     pub sensor_id: Option<Uuid>,
     pub equipment_id: Option<Uuid>,
+    /// low | medium | high | critical
+    pub severity: Option<String>,
+    /// One of [`KINDS`]: high, low, out_of_range, stuck, drift, no_data,
+    /// multivariate, predicted_high, predicted_low.
+    pub kind: Option<String>,
     pub cursor: Option<String>,
     /// Page size, 1-500 (default 50).
     pub limit: Option<i64>,
 }
+
+/// The severities an anomaly can have (the table's CHECK).
+pub const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
+
+/// The kinds analytics records: its detector's kinds (`AnomalyKind`), the
+/// per-asset multivariate detector and the failure predictions.
+pub const KINDS: &[&str] = &[
+    "high",
+    "low",
+    "out_of_range",
+    "stuck",
+    "drift",
+    "no_data",
+    "multivariate",
+    "predicted_high",
+    "predicted_low",
+];
 
 pub(crate) const COLUMNS: &str =
     "id, sensor_id, equipment_id, kind, detector, status, severity, score, started_at, ended_at, \
@@ -227,6 +249,22 @@ pub async fn list(tx: &mut Tx, filter: &AnomalyFilter) -> Result<Page<Anomaly>> 
             return Err(ModelError::invalid("status", "must be open or closed"));
         }
     }
+    if let Some(s) = filter.severity.as_deref() {
+        if !SEVERITIES.contains(&s) {
+            return Err(ModelError::invalid(
+                "severity",
+                format!("must be one of {}", SEVERITIES.join(", ")),
+            ));
+        }
+    }
+    if let Some(k) = filter.kind.as_deref() {
+        if !KINDS.contains(&k) {
+            return Err(ModelError::invalid(
+                "kind",
+                format!("must be one of {}", KINDS.join(", ")),
+            ));
+        }
+    }
     let cursor = filter.cursor.as_deref().map(Cursor::decode).transpose()?;
     let rows = sqlx::query_as::<_, Anomaly>(&format!(
         "SELECT {COLUMNS} FROM anomalies
@@ -234,6 +272,8 @@ pub async fn list(tx: &mut Tx, filter: &AnomalyFilter) -> Result<Page<Anomaly>> 
            AND ($2::uuid IS NULL OR sensor_id = $2)
            AND ($3::uuid IS NULL OR equipment_id = $3)
            AND ($4::timestamptz IS NULL OR (started_at, id) < ($4, $5))
+           AND ($7::text IS NULL OR severity = $7)
+           AND ($8::text IS NULL OR kind = $8)
          ORDER BY started_at DESC, id DESC LIMIT $6"
     ))
     .bind(filter.status.as_deref())
@@ -242,6 +282,8 @@ pub async fn list(tx: &mut Tx, filter: &AnomalyFilter) -> Result<Page<Anomaly>> 
     .bind(cursor.map(|c| c.at))
     .bind(cursor.map(|c| c.id))
     .bind(limit + 1)
+    .bind(filter.severity.as_deref())
+    .bind(filter.kind.as_deref())
     .fetch_all(&mut **tx)
     .await?;
     Ok(page::paginate(rows, limit, |a| Cursor {

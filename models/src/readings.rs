@@ -1,7 +1,8 @@
 //! Trend queries over stored telemetry (the writer lives in ingest): min /
 //! avg / max buckets read from raw readings or from the 1-minute and 1-hour
 //! rollups (see migrations/0014 and [`crate::rollups`]), optional LTTB
-//! downsampling, raw export as a stream, and the last value per sensor.
+//! downsampling, raw export as a stream, the last value per sensor, and the
+//! readings after a cursor per sensor (the live tail).
 //!
 //! Resolution: the bucket width is the span divided by `max_points`; the
 //! hourly rollup serves widths of an hour or more, the minute rollup widths
@@ -561,4 +562,47 @@ pub async fn count(tx: &mut Tx) -> Result<i64> {
     Ok(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM readings")
         .fetch_one(&mut **tx)
         .await?)
+}
+
+/// Newer readings of some sensors, for a live tail: per sensor, those with
+/// `ts` after that sensor's cursor, oldest first, at most `per_sensor` each
+/// (one probe of the (sensor_id, ts) key per sensor). Ordered by sensor,
+/// then time. A reading stored later with a `ts` at or before its sensor's
+/// cursor (a late upload) is not returned: a tail shows what comes after.
+pub async fn after_each(
+    tx: &mut Tx,
+    cursors: &[(Uuid, DateTime<Utc>)],
+    per_sensor: i64,
+) -> Result<Vec<Reading>> {
+    let (ids, afters): (Vec<Uuid>, Vec<DateTime<Utc>>) = cursors.iter().copied().unzip();
+    Ok(sqlx::query_as::<_, Reading>(
+        "SELECT r.sensor_id, r.ts, r.value
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS c(sensor_id, after)
+         JOIN LATERAL (
+             SELECT x.sensor_id, x.ts, x.value FROM readings x
+             WHERE x.sensor_id = c.sensor_id AND x.ts > c.after
+             ORDER BY x.ts LIMIT $3
+         ) r ON true
+         ORDER BY r.sensor_id, r.ts",
+    )
+    .bind(&ids)
+    .bind(&afters)
+    .bind(per_sensor)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The newest reading timestamp of each of these sensors (absent: none
+/// stored yet).
+pub async fn latest_ts_each(tx: &mut Tx, sensor_ids: &[Uuid]) -> Result<Vec<(Uuid, DateTime<Utc>)>> {
+    Ok(sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
+        "SELECT s.id, l.ts
+         FROM unnest($1::uuid[]) AS s(id)
+         JOIN LATERAL (
+             SELECT r.ts FROM readings r WHERE r.sensor_id = s.id ORDER BY r.ts DESC LIMIT 1
+         ) l ON true",
+    )
+    .bind(sensor_ids)
+    .fetch_all(&mut **tx)
+    .await?)
 }

@@ -673,6 +673,40 @@ async fn record_status(
     Ok(())
 }
 
+/// One step of a work order's status history.
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusStep {
+    /// Absent for the step that created the work order.
+    pub from_status: Option<String>,
+    pub to_status: String,
+    /// Who made the change (absent: analytics or another service).
+    pub changed_by: Option<Uuid>,
+    /// Their name, when they are a user of the organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_by_name: Option<String>,
+    /// Why, as given with the change.
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A work order's status steps, oldest first, if `tenant` may see the work
+/// order (see [`get_visible`]; otherwise not found).
+pub async fn status_history(tx: &mut Tx, tenant: &Tenant, id: Uuid) -> Result<Vec<StatusStep>> {
+    get_visible(tx, tenant, id).await?;
+    Ok(sqlx::query_as::<_, StatusStep>(
+        "SELECT h.from_status, h.to_status, h.changed_by, u.name AS changed_by_name, h.note,
+                h.changed_at AS created_at
+         FROM work_order_status_history h
+         LEFT JOIN users u ON u.id = h.changed_by
+         WHERE h.work_order_id = $1
+         ORDER BY h.changed_at, h.id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 /// An anomaly asking for a work order.
 #[derive(Debug, Clone)]
 pub struct AutoRaise {

@@ -1,3 +1,4 @@
+// Unit tests of the display formatters (ages, durations, numbers, humanized names).
 import { describe, expect, it } from "vitest";
 import { fmtAgo, fmtDuration, fmtNumber, humanize } from "./format";
 

@@ -20,6 +20,7 @@ pub mod failure_codes;
 pub mod parts;
 pub mod pm;
 pub mod qr;
+pub mod readings_ws;
 pub mod replay;
 pub mod reports;
 pub mod requests;
@@ -56,5 +57,6 @@ pub fn api_v1() -> Router<AppState> {
         .merge(users::router())
         .merge(webhooks::router())
         .merge(ws::router())
+        .merge(readings_ws::router())
         .merge(system::api_router())
 }

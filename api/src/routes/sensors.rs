@@ -180,7 +180,7 @@ pub async fn readings_buckets(
 }
 
 /// Parses `sensorIds`: 1-20 distinct uuids.
-fn sensor_ids(raw: &str) -> Result<Vec<Uuid>, ApiError> {
+pub(crate) fn sensor_ids(raw: &str) -> Result<Vec<Uuid>, ApiError> {
     let invalid = |m: String| ApiError::from(ModelError::Validation(vec![FieldError::new("sensorIds", m)]));
     let mut ids: Vec<Uuid> = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {

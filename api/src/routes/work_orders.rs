@@ -1,6 +1,6 @@
 //! Work orders: list (filters, search, cursor pages), one (with its anomaly),
-//! create, edit, assignees, and status changes through the models' state
-//! machine (which also holds what completing needs).
+//! its status history, create, edit, assignees, and status changes through
+//! the models' state machine (which also holds what completing needs).
 
 use axum::extract::State;
 use axum::routing::{get, post, put};
@@ -9,7 +9,8 @@ use maintainpro_models::anomalies::{self, Anomaly};
 use maintainpro_models::auth::Permission;
 use maintainpro_models::auto_policy::AutoPolicy;
 use maintainpro_models::work_orders::{
-    self, AssigneeSet, CreateWorkOrder, Status, Verdict, WorkOrder, WorkOrderFilter, WorkOrderPatch,
+    self, AssigneeSet, CreateWorkOrder, Status, StatusStep, Verdict, WorkOrder, WorkOrderFilter,
+    WorkOrderPatch,
 };
 use maintainpro_models::ModelError;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/work-orders/statuses", get(statuses))
         .route("/api/v1/work-orders/{id}", get(get_one).patch(update))
         .route("/api/v1/work-orders/{id}/status", post(change_status))
+        .route("/api/v1/work-orders/{id}/history", get(history))
         .route("/api/v1/work-orders/{id}/assignees", put(set_assignees))
 }
 
@@ -131,6 +133,25 @@ pub async fn get_one(
     };
     tx.commit().await?;
     Ok(ApiResponse::ok(WorkOrderDetail { work_order, anomaly }))
+}
+
+/// A work order's status steps, oldest first: from which status to which,
+/// who and why. Visible exactly when the work order is (a requester: only
+/// their own).
+#[utoipa::path(
+    get, path = "/api/v1/work-orders/{id}/history", operation_id = "workOrderHistory", tag = "work-orders",
+    params(("id" = Uuid, Path, description = "work order id")), security(("bearer" = ["work_orders:view"])),
+    responses((status = 200, body = Envelope<Vec<StatusStep>>), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<ApiResponse<Vec<StatusStep>>, ApiError> {
+    let mut tx = state.tenant_tx(&auth).await?;
+    let steps = work_orders::status_history(&mut tx, &auth.tenant, id).await?;
+    tx.commit().await?;
+    Ok(ApiResponse::ok(steps))
 }
 
 /// Creates a work order (status open, source manual, requested by the

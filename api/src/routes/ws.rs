@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
+use axum::http::header::{HOST, ORIGIN};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -75,7 +75,7 @@ pub async fn events_ws(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     check_origin(&headers, &state.config.allowed_ws_origins)?;
-    let (token, via_protocol) = token_of(&headers, q.token.as_deref())?;
+    let (token, via_protocol) = crate::auth::ws_token(&headers, q.token.as_deref())?;
     let claims = state.jwt.verify(&token)?;
     let auth = AuthUser::from_claims(&claims);
     auth.require(Permission::WorkOrdersView)?;
@@ -113,7 +113,7 @@ pub async fn events_ws(
 }
 
 /// 403 unless the Origin (when present) is the API's own or an allowed one.
-fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
@@ -140,29 +140,6 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     } else {
         Err(forbidden())
     }
-}
-
-/// The access token and whether it came in `Sec-WebSocket-Protocol`.
-fn token_of(headers: &HeaderMap, query: Option<&str>) -> Result<(String, bool), ApiError> {
-    if let Some(t) = query.map(str::trim).filter(|t| !t.is_empty()) {
-        return Ok((t.to_string(), false));
-    }
-    if let Some(protocols) = headers.get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()) {
-        let mut parts = protocols.split(',').map(str::trim);
-        if parts.next().is_some_and(|p| p.eq_ignore_ascii_case("bearer")) {
-            if let Some(t) = parts.next().filter(|t| !t.is_empty()) {
-                return Ok((t.to_string(), true));
-            }
-        }
-    }
-    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some((scheme, t)) = value.trim().split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
-                return Ok((t.trim().to_string(), false));
-            }
-        }
-    }
-    Err(ApiError::Unauthorized("missing access token".into()))
 }
 
 /// [`send_new`], except that when it fails because the server is stopping

@@ -1,5 +1,6 @@
 // Small building blocks every page uses: loading and error states, badges,
-// form fields, page headers, "load more".
+// form fields and their options, page headers, notices, a list's states,
+// "load more".
 import type { ReactNode } from "react";
 import { messageOf } from "../api";
 import { humanize } from "../format";
@@ -85,5 +86,63 @@ export function Card({ title, children, actions, className }: { title?: ReactNod
       )}
       {children}
     </section>
+  );
+}
+
+/** A line saying what just happened ("… saved."), announced politely; nothing when empty. */
+export function Notice({ children }: { children: ReactNode }) {
+  if (!children) return null;
+  return (
+    <div className="notice" role="status">
+      {children}
+    </div>
+  );
+}
+
+/** The <option>s of a select over `values`, shown humanized; `any` first adds the empty choice with that text. */
+export function Options({ values, any }: { values: readonly string[]; any?: string }) {
+  return (
+    <>
+      {any !== undefined && <option value="">{any}</option>}
+      {values.map((v) => (
+        <option key={v} value={v}>
+          {humanize(v)}
+        </option>
+      ))}
+    </>
+  );
+}
+
+/** What Listing reads from a useAsync or usePaged result. */
+export type ListSource = { error: unknown; reload: () => void; loading: boolean } & ({ data: unknown } | { items: unknown[] });
+
+/**
+ * A loaded list's states around it: the error (with "Try again"), the first
+ * load (nothing loaded yet), the empty message, else the list itself. The
+ * error stands above the list, or instead of everything with `errorInPlace`.
+ */
+export function Listing({
+  of,
+  loadingText,
+  isEmpty,
+  empty,
+  errorInPlace,
+  children,
+}: {
+  of: ListSource;
+  loadingText?: string;
+  isEmpty: boolean;
+  empty: ReactNode;
+  errorInPlace?: boolean;
+  children: ReactNode;
+}) {
+  const { error, reload } = of;
+  const loading = of.loading && ("items" in of ? of.items.length === 0 : !of.data);
+  if (errorInPlace && error) return <ErrorBox error={error} onRetry={reload} />;
+  return (
+    <>
+      {!errorInPlace && <ErrorBox error={error} onRetry={reload} />}
+      {loading ? <Loading what={loadingText} /> : isEmpty && !error ? <Empty>{empty}</Empty> : children}
+    </>
   );
 }

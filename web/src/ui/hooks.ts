@@ -1,7 +1,8 @@
-// Data-loading hooks shared by every page: one resource, or a cursor-paged
-// list with "load more".
+// Data-loading hooks shared by every page: one resource, a cursor-paged
+// list with "load more", or a newest-first list without a cursor that
+// "load more" asks for longer.
 import { useCallback, useEffect, useRef, useState } from "react";
-import { getPage, type Query } from "../api";
+import { get, getPage, type Query } from "../api";
 
 export interface Async<T> {
   data: T | undefined;
@@ -97,4 +98,20 @@ export function usePaged<T>(path: string, query: Query, limit = 50): Paged<T> {
     },
     reload: () => setTick((t) => t + 1),
   };
+}
+
+export interface Latest<T> extends Async<T[]> {
+  /** What has been loaded (empty before the first answer). */
+  all: T[];
+  hasMore: boolean;
+  /** Asks for `step` more (up to `max`). */
+  loadMore: () => void;
+}
+
+/** The latest `limit` items of a list without a cursor (`?limit=`); `loadMore` grows the limit by `step` up to `max`. */
+export function useLatest<T>(path: string, step: number, max: number): Latest<T> {
+  const [limit, setLimit] = useState(step);
+  const data = useAsync((signal) => get<T[]>(path, { limit }, signal), [path, limit]);
+  const all = data.data ?? [];
+  return { ...data, all, hasMore: all.length >= limit && limit < max, loadMore: () => setLimit((l) => Math.min(max, l + step)) };
 }

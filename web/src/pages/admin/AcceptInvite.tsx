@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { useSearchParams } from "react-router-dom";
 import { ApiError, post } from "../../api";
-import { formErrorsOf } from "./parts";
+import { FormError, formErrorsOf } from "../../ui/forms";
 import type { User } from "./types";
 
 export function AcceptInvite() {
@@ -63,11 +63,7 @@ export function AcceptInvite() {
             <span className="label">Repeat the password</span>
             <input type="password" required minLength={8} autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} />
           </label>
-          {error && (
-            <div className="error-box" role="alert">
-              {error}
-            </div>
-          )}
+          <FormError message={error} />
           <button type="submit" className="btn primary" disabled={busy}>
             {busy ? "Activating…" : "Activate my account"}
           </button>

@@ -1,10 +1,11 @@
 // The audit log: who changed what and when, paged, filtered by table, row, person and time range; each change expands to a field diff.
 import { useMemo } from "react";
 import { getAll } from "../../api";
-import { Badge, Empty, ErrorBox, Loading, LoadMore, PageHeader } from "../../ui/common";
+import { Badge, Listing, LoadMore, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
 import { useAsync, usePaged } from "../../ui/hooks";
 import { fmtTime, humanize } from "../../format";
-import { useQueryState } from "./parts";
+import { useQueryState } from "../../ui/useQueryState";
 import { AUDIT_TABLES, type AuditEntry, type User } from "./types";
 
 /** A date input's day as an ISO instant (local midnight), `endOfDay` for the exclusive end. */
@@ -87,98 +88,84 @@ export function AuditPage() {
           </button>
         )}
       </div>
-      <ErrorBox error={list.error} onRetry={list.reload} />
-      {list.loading && list.items.length === 0 ? (
-        <Loading what="Loading the audit log" />
-      ) : list.items.length === 0 && !list.error ? (
-        <Empty>{filtered ? "No changes match these filters." : "No changes recorded yet."}</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list stack" aria-label="Audit log">
-            <thead>
-              <tr>
-                <th>When</th>
-                <th>Who</th>
-                <th>Action</th>
-                <th>Table</th>
-                <th>Row</th>
-                <th>Changes</th>
+      <Listing
+        of={list}
+        loadingText="Loading the audit log"
+        isEmpty={list.items.length === 0}
+        empty={filtered ? "No changes match these filters." : "No changes recorded yet."}
+      >
+        <Table label="Audit log" stack columns={["When", "Who", "Action", "Table", "Row", "Changes"]}>
+          {list.items.map((e) => {
+            const fields = changedFields(e);
+            return (
+              <tr key={e.id} data-testid="audit-row">
+                <td data-label="When">{fmtTime(e.changedAt)}</td>
+                <td data-label="Who">
+                  {e.actorUserId ? (
+                    <button type="button" className="btn small" title="Only this person's changes" onClick={() => setQ({ actor: e.actorUserId ?? "" })}>
+                      {names.get(e.actorUserId) ?? e.actor}
+                    </button>
+                  ) : (
+                    <span className="muted">{humanize(e.actor)}</span>
+                  )}
+                </td>
+                <td data-label="Action">
+                  <Badge value={e.action} />
+                </td>
+                <td data-label="Table">
+                  <button type="button" className="btn small" title="Only this table" onClick={() => setQ({ table: e.tableName })}>
+                    {e.tableName}
+                  </button>
+                </td>
+                <td data-label="Row">
+                  {e.rowId ? (
+                    <button
+                      type="button"
+                      className="btn small mono"
+                      title="History of this row"
+                      onClick={() => setQ({ table: e.tableName, rowId: e.rowId ?? "" })}
+                    >
+                      {e.rowId.length > 13 ? `${e.rowId.slice(0, 8)}…` : e.rowId}
+                    </button>
+                  ) : (
+                    "—"
+                  )}
+                </td>
+                <td data-label="Changes">
+                  {fields.length === 0 ? (
+                    <span className="muted">no visible change</span>
+                  ) : (
+                    <details>
+                      <summary>
+                        {fields.slice(0, 4).join(", ")}
+                        {fields.length > 4 ? ` +${fields.length - 4}` : ""}
+                      </summary>
+                      <table className="diff">
+                        <thead>
+                          <tr>
+                            <th>Field</th>
+                            {e.before && <th>Before</th>}
+                            {e.after && <th>After</th>}
+                          </tr>
+                        </thead>
+                        <tbody>
+                          {fields.map((f) => (
+                            <tr key={f}>
+                              <td>{f}</td>
+                              {e.before && <td className="old">{show(e.before[f])}</td>}
+                              {e.after && <td className="new">{show(e.after[f])}</td>}
+                            </tr>
+                          ))}
+                        </tbody>
+                      </table>
+                    </details>
+                  )}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {list.items.map((e) => {
-                const fields = changedFields(e);
-                return (
-                  <tr key={e.id} data-testid="audit-row">
-                    <td data-label="When">{fmtTime(e.changedAt)}</td>
-                    <td data-label="Who">
-                      {e.actorUserId ? (
-                        <button type="button" className="btn small" title="Only this person's changes" onClick={() => setQ({ actor: e.actorUserId ?? "" })}>
-                          {names.get(e.actorUserId) ?? e.actor}
-                        </button>
-                      ) : (
-                        <span className="muted">{humanize(e.actor)}</span>
-                      )}
-                    </td>
-                    <td data-label="Action">
-                      <Badge value={e.action} />
-                    </td>
-                    <td data-label="Table">
-                      <button type="button" className="btn small" title="Only this table" onClick={() => setQ({ table: e.tableName })}>
-                        {e.tableName}
-                      </button>
-                    </td>
-                    <td data-label="Row">
-                      {e.rowId ? (
-                        <button
-                          type="button"
-                          className="btn small mono"
-                          title="History of this row"
-                          onClick={() => setQ({ table: e.tableName, rowId: e.rowId ?? "" })}
-                        >
-                          {e.rowId.length > 13 ? `${e.rowId.slice(0, 8)}…` : e.rowId}
-                        </button>
-                      ) : (
-                        "—"
-                      )}
-                    </td>
-                    <td data-label="Changes">
-                      {fields.length === 0 ? (
-                        <span className="muted">no visible change</span>
-                      ) : (
-                        <details>
-                          <summary>
-                            {fields.slice(0, 4).join(", ")}
-                            {fields.length > 4 ? ` +${fields.length - 4}` : ""}
-                          </summary>
-                          <table className="diff">
-                            <thead>
-                              <tr>
-                                <th>Field</th>
-                                {e.before && <th>Before</th>}
-                                {e.after && <th>After</th>}
-                              </tr>
-                            </thead>
-                            <tbody>
-                              {fields.map((f) => (
-                                <tr key={f}>
-                                  <td>{f}</td>
-                                  {e.before && <td className="old">{show(e.before[f])}</td>}
-                                  {e.after && <td className="new">{show(e.after[f])}</td>}
-                                </tr>
-                              ))}
-                            </tbody>
-                          </table>
-                        </details>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+            );
+          })}
+        </Table>
+      </Listing>
       <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
     </>
   );

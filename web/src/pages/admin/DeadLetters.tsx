@@ -1,10 +1,10 @@
 // Dead letters: telemetry that could not be stored (reason, topic, payload excerpt, time), newest first, with a reason filter.
-import { useMemo, useState } from "react";
-import { get } from "../../api";
-import { Badge, Empty, ErrorBox, Loading, LoadMore, PageHeader } from "../../ui/common";
-import { useAsync } from "../../ui/hooks";
-import { fmtAgo, fmtTime, humanize } from "../../format";
-import { useQueryState } from "./parts";
+import { useMemo } from "react";
+import { Badge, Listing, LoadMore, Options, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
+import { useLatest } from "../../ui/hooks";
+import { fmtAgo, fmtTime } from "../../format";
+import { useQueryState } from "../../ui/useQueryState";
 import { DEAD_LETTER_REASONS, type DeadLetter } from "./types";
 
 const STEP = 100;
@@ -14,15 +14,13 @@ const EXCERPT = 140;
 
 export function DeadLettersPage() {
   const [q, setQ] = useQueryState(["reason", "topic"] as const);
-  const [limit, setLimit] = useState(STEP);
-  const data = useAsync((signal) => get<DeadLetter[]>("dead-letters", { limit }, signal), [limit]);
-  const all = data.data ?? [];
+  const data = useLatest<DeadLetter>("dead-letters", STEP, MAX);
+  const all = data.all;
   const reasons = useMemo(() => [...new Set([...DEAD_LETTER_REASONS, ...all.map((d) => d.reason)])].sort(), [all]);
   const items = useMemo(() => {
     const topic = q.topic.trim().toLowerCase();
     return all.filter((d) => (!q.reason || d.reason === q.reason) && (!topic || d.topic.toLowerCase().includes(topic)));
   }, [all, q.reason, q.topic]);
-  const hasMore = all.length >= limit && limit < MAX;
 
   return (
     <>
@@ -33,65 +31,47 @@ export function DeadLettersPage() {
       </PageHeader>
       <div className="filters">
         <select aria-label="Reason" value={q.reason} onChange={(e) => setQ({ reason: e.target.value })}>
-          <option value="">All reasons</option>
-          {reasons.map((r) => (
-            <option key={r} value={r}>
-              {humanize(r)}
-            </option>
-          ))}
+          <Options values={reasons} any="All reasons" />
         </select>
         <input type="search" aria-label="Topic contains" placeholder="Topic contains" value={q.topic} onChange={(e) => setQ({ topic: e.target.value })} />
         <span className="muted">
           {items.length} of the latest {all.length}
         </span>
       </div>
-      <ErrorBox error={data.error} onRetry={data.reload} />
-      {data.loading && !data.data ? (
-        <Loading what="Loading dead letters" />
-      ) : items.length === 0 && !data.error ? (
-        <Empty>{all.length ? "No dead letter matches the filter among those loaded." : "No dead letters: everything received was stored."}</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list stack" aria-label="Dead letters">
-            <thead>
-              <tr>
-                <th>Received</th>
-                <th>Reason</th>
-                <th>Topic</th>
-                <th>Detail</th>
-                <th>Payload</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((d) => (
-                <tr key={d.id} data-testid="dead-letter-row">
-                  <td data-label="Received" title={fmtTime(d.receivedAt)}>
-                    {fmtAgo(d.receivedAt)}
-                  </td>
-                  <td data-label="Reason">
-                    <Badge value={d.reason} />
-                  </td>
-                  <td data-label="Topic">
-                    <code>{d.topic}</code>
-                  </td>
-                  <td data-label="Detail">{d.detail}</td>
-                  <td data-label="Payload" className="payload-cell">
-                    {d.payloadText.length > EXCERPT ? (
-                      <details>
-                        <summary>{d.payloadText.slice(0, EXCERPT)}…</summary>
-                        <pre className="payload">{d.payloadText}</pre>
-                      </details>
-                    ) : (
-                      <code className="payload">{d.payloadText || "(empty)"}</code>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      <LoadMore hasMore={hasMore} loading={data.loading} onClick={() => setLimit((l) => Math.min(MAX, l + STEP))} />
+      <Listing
+        of={data}
+        loadingText="Loading dead letters"
+        isEmpty={items.length === 0}
+        empty={all.length ? "No dead letter matches the filter among those loaded." : "No dead letters: everything received was stored."}
+      >
+        <Table label="Dead letters" stack columns={["Received", "Reason", "Topic", "Detail", "Payload"]}>
+          {items.map((d) => (
+            <tr key={d.id} data-testid="dead-letter-row">
+              <td data-label="Received" title={fmtTime(d.receivedAt)}>
+                {fmtAgo(d.receivedAt)}
+              </td>
+              <td data-label="Reason">
+                <Badge value={d.reason} />
+              </td>
+              <td data-label="Topic">
+                <code>{d.topic}</code>
+              </td>
+              <td data-label="Detail">{d.detail}</td>
+              <td data-label="Payload" className="payload-cell">
+                {d.payloadText.length > EXCERPT ? (
+                  <details>
+                    <summary>{d.payloadText.slice(0, EXCERPT)}…</summary>
+                    <pre className="payload">{d.payloadText}</pre>
+                  </details>
+                ) : (
+                  <code className="payload">{d.payloadText || "(empty)"}</code>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
+      </Listing>
+      <LoadMore hasMore={data.hasMore} loading={data.loading} onClick={data.loadMore} />
     </>
   );
 }

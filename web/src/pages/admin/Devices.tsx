@@ -1,12 +1,16 @@
 // Devices and their credentials: list with status, last seen and sensors; register (secret shown once), rotate the secret, revoke.
-import { Fragment, useMemo, useState, type FormEvent } from "react";
+import { Fragment, useMemo, useState } from "react";
 import { Link } from "react-router-dom";
-import { ApiError, get, post } from "../../api";
+import { get, post } from "../../api";
 import { useAuth } from "../../auth";
-import { Badge, Card, Empty, ErrorBox, Field, Loading, PageHeader } from "../../ui/common";
+import { Badge, Card, Field, Listing, Notice, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
 import { useAsync } from "../../ui/hooks";
 import { fmtAgo, fmtNumber, fmtTime } from "../../format";
-import { CopyButton, formErrorsOf, OneTimeSecret, otherFieldErrors, useConfirm, useQueryState, type FormErrors } from "./parts";
+import { FormActions, FormError, FormToggle, otherFieldErrors, useFormSubmit } from "../../ui/forms";
+import { useConfirm } from "../../ui/Modal";
+import { CopyButton, OneTimeSecret } from "../../ui/Secret";
+import { useQueryState } from "../../ui/useQueryState";
 import type { Device, DeviceCredentials, Sensor } from "./types";
 
 interface Shown {
@@ -90,9 +94,7 @@ export function DevicesPage() {
         <Link className="btn" to="/admin/dead-letters">
           Dead letters
         </Link>
-        <button type="button" className="btn primary" onClick={() => setShowForm((s) => !s)} aria-expanded={showForm}>
-          {showForm ? "Close form" : "Register device"}
-        </button>
+        <FormToggle open={showForm} setOpen={setShowForm} label="Register device" />
       </PageHeader>
       {dialog}
       {shown && (
@@ -119,11 +121,7 @@ export function DevicesPage() {
           </dl>
         </OneTimeSecret>
       )}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
+      <Notice>{notice}</Notice>
       {showForm && (
         <NewDeviceForm
           onCancel={() => setShowForm(false)}
@@ -143,79 +141,63 @@ export function DevicesPage() {
           <option value="revoked">Revoked</option>
         </select>
       </div>
-      <ErrorBox error={data.error} onRetry={data.reload} />
-      {data.loading && !data.data ? (
-        <Loading what="Loading devices" />
-      ) : devices.length === 0 && !data.error ? (
-        <Empty>{data.data?.devices.length ? "No device matches the filter." : "No devices yet. Register one to start sending telemetry."}</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list stack" aria-label="Devices">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Description</th>
-                <th>Status</th>
-                <th>Last seen</th>
-                <th>Sensors</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {devices.map((d) => {
-                const sensors = sensorsOf.get(d.id) ?? [];
-                const expanded = open === d.id;
-                return (
-                  <Fragment key={d.id}>
-                    <tr data-testid={`device-row-${d.name}`}>
-                      <td data-label="Name">
-                        <code>{d.name}</code>
-                      </td>
-                      <td data-label="Description">{d.description || <span className="muted">—</span>}</td>
-                      <td data-label="Status">
-                        <Badge value={d.active ? "active" : "revoked"} />
-                      </td>
-                      <td data-label="Last seen" title={fmtTime(d.lastSeenAt)}>
-                        {d.lastSeenAt ? fmtAgo(d.lastSeenAt) : <span className="muted">never</span>}
-                      </td>
-                      <td data-label="Sensors">
-                        {sensors.length ? (
-                          <button type="button" className="btn small" aria-expanded={expanded} onClick={() => setOpen(expanded ? null : d.id)}>
-                            {sensors.length} sensor{sensors.length === 1 ? "" : "s"} {expanded ? "▴" : "▾"}
-                          </button>
-                        ) : (
-                          <span className="muted">none</span>
-                        )}
-                      </td>
-                      <td data-label="Actions">
-                        <div className="cell-actions">
-                          <button type="button" className="btn small" onClick={() => rotate(d)}>
-                            {d.active ? "Rotate secret" : "Re-enable"}
-                          </button>
-                          {d.active && (
-                            <button type="button" className="btn small danger" onClick={() => revoke(d)}>
-                              Revoke
-                            </button>
-                          )}
-                        </div>
-                      </td>
-                    </tr>
-                    {expanded && (
-                      <tr>
-                        <td colSpan={6}>
-                          <SensorTable sensors={sensors} />
-                        </td>
-                      </tr>
+      <Listing
+        of={data}
+        loadingText="Loading devices"
+        isEmpty={devices.length === 0}
+        empty={data.data?.devices.length ? "No device matches the filter." : "No devices yet. Register one to start sending telemetry."}
+      >
+        <Table label="Devices" stack columns={["Name", "Description", "Status", "Last seen", "Sensors"]} actions>
+          {devices.map((d) => {
+            const sensors = sensorsOf.get(d.id) ?? [];
+            const expanded = open === d.id;
+            return (
+              <Fragment key={d.id}>
+                <tr data-testid={`device-row-${d.name}`}>
+                  <td data-label="Name">
+                    <code>{d.name}</code>
+                  </td>
+                  <td data-label="Description">{d.description || <span className="muted">—</span>}</td>
+                  <td data-label="Status">
+                    <Badge value={d.active ? "active" : "revoked"} />
+                  </td>
+                  <td data-label="Last seen" title={fmtTime(d.lastSeenAt)}>
+                    {d.lastSeenAt ? fmtAgo(d.lastSeenAt) : <span className="muted">never</span>}
+                  </td>
+                  <td data-label="Sensors">
+                    {sensors.length ? (
+                      <button type="button" className="btn small" aria-expanded={expanded} onClick={() => setOpen(expanded ? null : d.id)}>
+                        {sensors.length} sensor{sensors.length === 1 ? "" : "s"} {expanded ? "▴" : "▾"}
+                      </button>
+                    ) : (
+                      <span className="muted">none</span>
                     )}
-                  </Fragment>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+                  </td>
+                  <td data-label="Actions">
+                    <div className="cell-actions">
+                      <button type="button" className="btn small" onClick={() => rotate(d)}>
+                        {d.active ? "Rotate secret" : "Re-enable"}
+                      </button>
+                      {d.active && (
+                        <button type="button" className="btn small danger" onClick={() => revoke(d)}>
+                          Revoke
+                        </button>
+                      )}
+                    </div>
+                  </td>
+                </tr>
+                {expanded && (
+                  <tr>
+                    <td colSpan={6}>
+                      <SensorTable sensors={sensors} />
+                    </td>
+                  </tr>
+                )}
+              </Fragment>
+            );
+          })}
+        </Table>
+      </Listing>
     </>
   );
 }
@@ -256,23 +238,10 @@ function SensorTable({ sensors }: { sensors: Sensor[] }) {
 function NewDeviceForm({ onCreated, onCancel }: { onCreated: (c: DeviceCredentials) => void; onCancel: () => void }) {
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [errors, setErrors] = useState<FormErrors>({ fields: {} });
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({ fields: {} });
-    try {
-      onCreated(await post<DeviceCredentials>("devices", { name: name.trim(), description: description.trim() }));
-    } catch (err) {
-      const fe = formErrorsOf(err);
-      // A taken name (409) belongs next to the name field.
-      if (err instanceof ApiError && err.status === 409) setErrors({ fields: { name: err.message } });
-      else setErrors(fe);
-    } finally {
-      setBusy(false);
-    }
-  };
+  // A taken name (409) belongs next to the name field.
+  const { busy, errors, submit } = useFormSubmit(async () => {
+    onCreated(await post<DeviceCredentials>("devices", { name: name.trim(), description: description.trim() }));
+  }, "name");
   const general = otherFieldErrors(errors, ["name", "description"]);
   return (
     <Card title="Register a device">
@@ -283,19 +252,8 @@ function NewDeviceForm({ onCreated, onCancel }: { onCreated: (c: DeviceCredentia
         <Field label="Description" error={errors.fields.description}>
           <input value={description} onChange={(e) => setDescription(e.target.value)} autoComplete="off" />
         </Field>
-        {general && (
-          <div className="wide">
-            <ErrorBox error={new Error(general)} />
-          </div>
-        )}
-        <div className="form-actions">
-          <button type="submit" className="btn primary" disabled={busy}>
-            {busy ? "Registering…" : "Register"}
-          </button>
-          <button type="button" className="btn" onClick={onCancel}>
-            Cancel
-          </button>
-        </div>
+        <FormError message={general} wide />
+        <FormActions busy={busy} label="Register" busyLabel="Registering…" onCancel={onCancel} className="form-actions" />
       </form>
     </Card>
   );

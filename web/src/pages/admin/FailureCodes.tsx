@@ -1,10 +1,13 @@
 // Failure codes: the problem / cause / remedy catalog — list by kind, add a code, edit a description, (de)activate.
 import { useMemo, useState, type FormEvent } from "react";
-import { ApiError, get, patch, post } from "../../api";
-import { Badge, Card, Empty, ErrorBox, Field, Loading, PageHeader } from "../../ui/common";
+import { get, patch, post } from "../../api";
+import { Badge, Card, Field, Listing, Notice, Options, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
 import { useAsync } from "../../ui/hooks";
 import { humanize } from "../../format";
-import { formErrorsOf, otherFieldErrors, useConfirm, useQueryState, type FormErrors } from "./parts";
+import { FormActions, FormError, formErrorsOf, FormToggle, otherFieldErrors, useFormSubmit } from "../../ui/forms";
+import { useConfirm } from "../../ui/Modal";
+import { useQueryState } from "../../ui/useQueryState";
 import { CODE_KINDS, type CodeKind, type FailureCode } from "./types";
 
 export function FailureCodesPage() {
@@ -46,16 +49,10 @@ export function FailureCodesPage() {
   return (
     <>
       <PageHeader title="Failure codes" sub="What was wrong, why, and what was done — chosen when closing work orders">
-        <button type="button" className="btn primary" onClick={() => setShowForm((s) => !s)} aria-expanded={showForm}>
-          {showForm ? "Close form" : "Add code"}
-        </button>
+        <FormToggle open={showForm} setOpen={setShowForm} label="Add code" />
       </PageHeader>
       {dialog}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
+      <Notice>{notice}</Notice>
       {showForm && (
         <NewCodeForm
           initialKind={(q.kind as CodeKind) || "problem"}
@@ -69,12 +66,7 @@ export function FailureCodesPage() {
       )}
       <div className="filters">
         <select aria-label="Kind" value={q.kind} onChange={(e) => setQ({ kind: e.target.value })}>
-          <option value="">All kinds</option>
-          {CODE_KINDS.map((k) => (
-            <option key={k} value={k}>
-              {humanize(k)}
-            </option>
-          ))}
+          <Options values={CODE_KINDS} any="All kinds" />
         </select>
         <select aria-label="Status" value={q.active} onChange={(e) => setQ({ active: e.target.value })}>
           <option value="">Active and inactive</option>
@@ -82,68 +74,53 @@ export function FailureCodesPage() {
           <option value="false">Inactive only</option>
         </select>
       </div>
-      <ErrorBox error={data.error} onRetry={data.reload} />
-      {data.loading && !data.data ? (
-        <Loading what="Loading failure codes" />
-      ) : order.length === 0 && !data.error ? (
-        <Empty>No codes match these filters.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list stack" aria-label="Failure codes">
-            <thead>
-              <tr>
-                <th>Kind</th>
-                <th>Code</th>
-                <th>Description</th>
-                <th>Status</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {order.map((c) => (
-                <tr key={c.id} data-testid={`failure-code-${c.kind}-${c.code}`}>
-                  <td data-label="Kind">{humanize(c.kind)}</td>
-                  <td data-label="Code">
-                    <code>{c.code}</code>
-                  </td>
-                  <td data-label="Description">
-                    {editing === c.id ? (
-                      <EditDescription
-                        code={c}
-                        onCancel={() => setEditing(null)}
-                        onSaved={(n) => {
-                          replace(n);
-                          setEditing(null);
-                          setNotice(`${n.code} updated.`);
-                        }}
-                      />
-                    ) : (
-                      c.description
-                    )}
-                  </td>
-                  <td data-label="Status">
-                    <Badge value={c.active ? "active" : "inactive"} />
-                  </td>
-                  <td data-label="Actions">
-                    {editing !== c.id && (
-                      <div className="cell-actions">
-                        <button type="button" className="btn small" onClick={() => setEditing(c.id)}>
-                          Edit
-                        </button>
-                        <button type="button" className={`btn small${c.active ? " danger" : ""}`} onClick={() => toggle(c)}>
-                          {c.active ? "Deactivate" : "Activate"}
-                        </button>
-                      </div>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <Listing
+        of={data}
+        loadingText="Loading failure codes"
+        isEmpty={order.length === 0}
+        empty="No codes match these filters."
+      >
+        <Table label="Failure codes" stack columns={["Kind", "Code", "Description", "Status"]} actions>
+          {order.map((c) => (
+            <tr key={c.id} data-testid={`failure-code-${c.kind}-${c.code}`}>
+              <td data-label="Kind">{humanize(c.kind)}</td>
+              <td data-label="Code">
+                <code>{c.code}</code>
+              </td>
+              <td data-label="Description">
+                {editing === c.id ? (
+                  <EditDescription
+                    code={c}
+                    onCancel={() => setEditing(null)}
+                    onSaved={(n) => {
+                      replace(n);
+                      setEditing(null);
+                      setNotice(`${n.code} updated.`);
+                    }}
+                  />
+                ) : (
+                  c.description
+                )}
+              </td>
+              <td data-label="Status">
+                <Badge value={c.active ? "active" : "inactive"} />
+              </td>
+              <td data-label="Actions">
+                {editing !== c.id && (
+                  <div className="cell-actions">
+                    <button type="button" className="btn small" onClick={() => setEditing(c.id)}>
+                      Edit
+                    </button>
+                    <button type="button" className={`btn small${c.active ? " danger" : ""}`} onClick={() => toggle(c)}>
+                      {c.active ? "Deactivate" : "Activate"}
+                    </button>
+                  </div>
+                )}
+              </td>
+            </tr>
+          ))}
+        </Table>
+      </Listing>
     </>
   );
 }
@@ -183,32 +160,16 @@ function NewCodeForm({ initialKind, onCreated, onCancel }: { initialKind: CodeKi
   const [kind, setKind] = useState<CodeKind>(initialKind);
   const [code, setCode] = useState("");
   const [description, setDescription] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [errors, setErrors] = useState<FormErrors>({ fields: {} });
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({ fields: {} });
-    try {
-      onCreated(await post<FailureCode>("failure-codes", { kind, code: code.trim(), description: description.trim() }));
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 409) setErrors({ fields: { code: err.message } });
-      else setErrors(formErrorsOf(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, errors, submit } = useFormSubmit(async () => {
+    onCreated(await post<FailureCode>("failure-codes", { kind, code: code.trim(), description: description.trim() }));
+  }, "code");
   const general = otherFieldErrors(errors, ["kind", "code", "description"]);
   return (
     <Card title="Add a failure code">
       <form className="admin-form" onSubmit={submit} aria-label="Add a failure code">
         <Field label="Kind" error={errors.fields.kind}>
           <select value={kind} onChange={(e) => setKind(e.target.value as CodeKind)}>
-            {CODE_KINDS.map((k) => (
-              <option key={k} value={k}>
-                {humanize(k)}
-              </option>
-            ))}
+            <Options values={CODE_KINDS} />
           </select>
         </Field>
         <Field label="Code" error={errors.fields.code} hint="Up to 16 of A-Z, 0-9, _ and -; stored upper-case">
@@ -219,19 +180,8 @@ function NewCodeForm({ initialKind, onCreated, onCancel }: { initialKind: CodeKi
             <input required maxLength={200} value={description} onChange={(e) => setDescription(e.target.value)} autoComplete="off" />
           </Field>
         </div>
-        {general && (
-          <div className="wide">
-            <ErrorBox error={new Error(general)} />
-          </div>
-        )}
-        <div className="form-actions">
-          <button type="submit" className="btn primary" disabled={busy}>
-            {busy ? "Adding…" : "Add code"}
-          </button>
-          <button type="button" className="btn" onClick={onCancel}>
-            Cancel
-          </button>
-        </div>
+        <FormError message={general} wide />
+        <FormActions busy={busy} label="Add code" busyLabel="Adding…" onCancel={onCancel} className="form-actions" />
       </form>
     </Card>
   );

@@ -1,11 +1,15 @@
 // Users and roles: paged list with search/role/status filters, create or invite (token shown once), change role, (de)activate.
-import { useEffect, useState, type FormEvent } from "react";
-import { ApiError, post, patch } from "../../api";
+import { useEffect, useState } from "react";
+import { post, patch } from "../../api";
 import { useAuth } from "../../auth";
-import { Badge, Card, Empty, ErrorBox, Field, Loading, LoadMore, PageHeader } from "../../ui/common";
+import { Badge, Card, Field, Listing, LoadMore, Notice, Options, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
 import { usePaged } from "../../ui/hooks";
 import { fmtTime, humanize } from "../../format";
-import { CopyButton, formErrorsOf, OneTimeSecret, otherFieldErrors, useConfirm, useQueryState, type FormErrors } from "./parts";
+import { FormActions, FormError, FormToggle, otherFieldErrors, useFormSubmit } from "../../ui/forms";
+import { useConfirm } from "../../ui/Modal";
+import { OneTimeSecret, SecretLine } from "../../ui/Secret";
+import { useQueryState } from "../../ui/useQueryState";
 import { ROLES, type InviteResponse, type User } from "./types";
 
 export function UsersPage() {
@@ -87,17 +91,11 @@ export function UsersPage() {
   return (
     <>
       <PageHeader title="Users" sub="People who sign in to this organization and their roles">
-        <button type="button" className="btn primary" onClick={() => setShowForm((s) => !s)} aria-expanded={showForm}>
-          {showForm ? "Close form" : "Add user"}
-        </button>
+        <FormToggle open={showForm} setOpen={setShowForm} label="Add user" />
       </PageHeader>
       {dialog}
       {invite && <InvitePanel invite={invite} onDone={() => setInvite(null)} />}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
+      <Notice>{notice}</Notice>
       {showForm && <NewUserForm onCreated={onCreated} onCancel={() => setShowForm(false)} />}
       <form
         className="filters"
@@ -112,12 +110,7 @@ export function UsersPage() {
           Search
         </button>
         <select aria-label="Role" value={q.role} onChange={(e) => setQ({ role: e.target.value })}>
-          <option value="">All roles</option>
-          {ROLES.map((r) => (
-            <option key={r} value={r}>
-              {humanize(r)}
-            </option>
-          ))}
+          <Options values={ROLES} any="All roles" />
         </select>
         <select aria-label="Status" value={q.active} onChange={(e) => setQ({ active: e.target.value })}>
           <option value="">Active and inactive</option>
@@ -137,79 +130,59 @@ export function UsersPage() {
           </button>
         )}
       </form>
-      <ErrorBox error={list.error} onRetry={list.reload} />
-      {list.loading && list.items.length === 0 ? (
-        <Loading what="Loading users" />
-      ) : list.items.length === 0 && !list.error ? (
-        <Empty>No users match these filters.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list stack" aria-label="Users">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>E-mail</th>
-                <th>Role</th>
-                <th>Status</th>
-                <th>Created</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((u) => {
-                const self = u.id === me?.user.id;
-                return (
-                  <tr key={u.id} data-testid={`user-row-${u.email}`}>
-                    <td data-label="Name">
-                      {u.name} {self && <span className="muted">(you)</span>}
-                    </td>
-                    <td data-label="E-mail">{u.email}</td>
-                    <td data-label="Role">
-                      {self ? (
-                        <Badge value={u.role} />
+      <Listing
+        of={list}
+        loadingText="Loading users"
+        isEmpty={list.items.length === 0}
+        empty="No users match these filters."
+      >
+        <Table label="Users" stack columns={["Name", "E-mail", "Role", "Status", "Created"]} actions>
+          {list.items.map((u) => {
+            const self = u.id === me?.user.id;
+            return (
+              <tr key={u.id} data-testid={`user-row-${u.email}`}>
+                <td data-label="Name">
+                  {u.name} {self && <span className="muted">(you)</span>}
+                </td>
+                <td data-label="E-mail">{u.email}</td>
+                <td data-label="Role">
+                  {self ? (
+                    <Badge value={u.role} />
+                  ) : (
+                    <select aria-label={`Role of ${u.name}`} value={u.role} onChange={(e) => changeRole(u, e.target.value)}>
+                      <Options values={ROLES} />
+                    </select>
+                  )}
+                </td>
+                <td data-label="Status">
+                  <Badge value={u.active ? "active" : "inactive"} title={u.active ? undefined : "Deactivated, or invited and not yet accepted"} />
+                </td>
+                <td data-label="Created">{fmtTime(u.createdAt)}</td>
+                <td data-label="Actions">
+                  {!self && (
+                    <div className="cell-actions">
+                      {u.active ? (
+                        <button type="button" className="btn small danger" onClick={() => setActive(u, false)}>
+                          Deactivate
+                        </button>
                       ) : (
-                        <select aria-label={`Role of ${u.name}`} value={u.role} onChange={(e) => changeRole(u, e.target.value)}>
-                          {ROLES.map((r) => (
-                            <option key={r} value={r}>
-                              {humanize(r)}
-                            </option>
-                          ))}
-                        </select>
+                        <>
+                          <button type="button" className="btn small" onClick={() => setActive(u, true)}>
+                            Activate
+                          </button>
+                          <button type="button" className="btn small" onClick={() => reinvite(u)} title="For an invitee who has not accepted yet">
+                            New invitation
+                          </button>
+                        </>
                       )}
-                    </td>
-                    <td data-label="Status">
-                      <Badge value={u.active ? "active" : "inactive"} title={u.active ? undefined : "Deactivated, or invited and not yet accepted"} />
-                    </td>
-                    <td data-label="Created">{fmtTime(u.createdAt)}</td>
-                    <td data-label="Actions">
-                      {!self && (
-                        <div className="cell-actions">
-                          {u.active ? (
-                            <button type="button" className="btn small danger" onClick={() => setActive(u, false)}>
-                              Deactivate
-                            </button>
-                          ) : (
-                            <>
-                              <button type="button" className="btn small" onClick={() => setActive(u, true)}>
-                                Activate
-                              </button>
-                              <button type="button" className="btn small" onClick={() => reinvite(u)} title="For an invitee who has not accepted yet">
-                                New invitation
-                              </button>
-                            </>
-                          )}
-                        </div>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+                    </div>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </Table>
+      </Listing>
       <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
     </>
   );
@@ -223,13 +196,7 @@ function InvitePanel({ invite, onDone }: { invite: InviteResponse; onDone: () =>
   const link = inviteLink(invite.inviteToken);
   return (
     <OneTimeSecret title={`Invitation for ${invite.user.name}`} label="Invitation link" value={link} onDone={onDone}>
-      <div className="secret-line">
-        <span className="label">Token</span>
-        <code className="secret-value" data-testid="invite-token">
-          {invite.inviteToken}
-        </code>
-        <CopyButton text={invite.inviteToken} label="Copy token" />
-      </div>
+      <SecretLine label="Token" value={invite.inviteToken} testId="invite-token" copyLabel="Copy token" />
       <p className="muted">
         Send the link to {invite.user.email}; they choose their password there. It works once and expires {fmtTime(invite.expiresAt)}.
       </p>
@@ -243,29 +210,16 @@ function NewUserForm({ onCreated, onCancel }: { onCreated: (u: User, inv?: Invit
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<string>("technician");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [errors, setErrors] = useState<FormErrors>({ fields: {} });
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({ fields: {} });
-    try {
-      if (mode === "invite") {
-        const inv = await post<InviteResponse>("users/invite", { name: name.trim(), email: email.trim(), role });
-        onCreated(inv.user, inv);
-      } else {
-        const u = await post<User>("users", { name: name.trim(), email: email.trim(), role, password });
-        onCreated(u);
-      }
-    } catch (err) {
-      // A taken e-mail (409) belongs next to the e-mail field.
-      if (err instanceof ApiError && err.status === 409) setErrors({ fields: { email: err.message } });
-      else setErrors(formErrorsOf(err));
-    } finally {
-      setBusy(false);
+  // A taken e-mail (409) belongs next to the e-mail field.
+  const { busy, errors, submit } = useFormSubmit(async () => {
+    if (mode === "invite") {
+      const inv = await post<InviteResponse>("users/invite", { name: name.trim(), email: email.trim(), role });
+      onCreated(inv.user, inv);
+    } else {
+      const u = await post<User>("users", { name: name.trim(), email: email.trim(), role, password });
+      onCreated(u);
     }
-  };
+  }, "email");
   const general = otherFieldErrors(errors, ["name", "email", "role", "password"]);
   return (
     <Card title="New user">
@@ -286,11 +240,7 @@ function NewUserForm({ onCreated, onCancel }: { onCreated: (u: User, inv?: Invit
         </Field>
         <Field label="Role" error={errors.fields.role}>
           <select value={role} onChange={(e) => setRole(e.target.value)}>
-            {ROLES.map((r) => (
-              <option key={r} value={r}>
-                {humanize(r)}
-              </option>
-            ))}
+            <Options values={ROLES} />
           </select>
         </Field>
         {mode === "password" && (
@@ -298,19 +248,8 @@ function NewUserForm({ onCreated, onCancel }: { onCreated: (u: User, inv?: Invit
             <input required type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" />
           </Field>
         )}
-        {general && (
-          <div className="wide">
-            <ErrorBox error={new Error(general)} />
-          </div>
-        )}
-        <div className="form-actions">
-          <button type="submit" className="btn primary" disabled={busy}>
-            {busy ? "Saving…" : mode === "invite" ? "Send invitation" : "Create user"}
-          </button>
-          <button type="button" className="btn" onClick={onCancel}>
-            Cancel
-          </button>
-        </div>
+        <FormError message={general} wide />
+        <FormActions busy={busy} label={mode === "invite" ? "Send invitation" : "Create user"} busyLabel="Saving…" onCancel={onCancel} className="form-actions" />
       </form>
     </Card>
   );

@@ -1,11 +1,15 @@
 // Webhooks: list, register (signing secret shown once), delete, and each webhook's delivery log.
-import { useMemo, useState, type FormEvent } from "react";
+import { useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { del, get, post } from "../../api";
-import { Badge, Card, Empty, ErrorBox, Field, Loading, LoadMore, PageHeader } from "../../ui/common";
-import { useAsync } from "../../ui/hooks";
+import { Badge, Card, Field, Listing, LoadMore, Notice, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
+import { useAsync, useLatest } from "../../ui/hooks";
 import { fmtAgo, fmtTime } from "../../format";
-import { formErrorsOf, OneTimeSecret, otherFieldErrors, useConfirm, useQueryState, type FormErrors } from "./parts";
+import { FormActions, FormError, FormToggle, otherFieldErrors, useFormSubmit } from "../../ui/forms";
+import { useConfirm } from "../../ui/Modal";
+import { OneTimeSecret } from "../../ui/Secret";
+import { useQueryState } from "../../ui/useQueryState";
 import { EVENT_KINDS, type CreatedWebhook, type Delivery, type Webhook } from "./types";
 
 export function WebhooksPage() {
@@ -38,9 +42,7 @@ export function WebhooksPage() {
   return (
     <>
       <PageHeader title="Webhooks" sub="Endpoints that receive the organization's events, signed (Standard Webhooks)">
-        <button type="button" className="btn primary" onClick={() => setShowForm((s) => !s)} aria-expanded={showForm}>
-          {showForm ? "Close form" : "Add webhook"}
-        </button>
+        <FormToggle open={showForm} setOpen={setShowForm} label="Add webhook" />
       </PageHeader>
       {dialog}
       {created && (
@@ -51,11 +53,7 @@ export function WebhooksPage() {
           </p>
         </OneTimeSecret>
       )}
-      {notice && (
-        <div className="notice" role="status">
-          {notice}
-        </div>
-      )}
+      <Notice>{notice}</Notice>
       {showForm && (
         <NewWebhookForm
           onCancel={() => setShowForm(false)}
@@ -67,66 +65,51 @@ export function WebhooksPage() {
           }}
         />
       )}
-      <ErrorBox error={list.error} onRetry={list.reload} />
-      {list.loading && !list.data ? (
-        <Loading what="Loading webhooks" />
-      ) : hooks.length === 0 && !list.error ? (
-        <Empty>No webhooks yet.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list stack" aria-label="Webhooks">
-            <thead>
-              <tr>
-                <th>URL</th>
-                <th>Events</th>
-                <th>Status</th>
-                <th>Created</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {hooks.map((w) => (
-                <tr key={w.id} data-testid="webhook-row">
-                  <td data-label="URL">
-                    <Link to={`/admin/webhooks/${w.id}`}>
-                      <code>{w.url}</code>
-                    </Link>
-                  </td>
-                  <td data-label="Events">
-                    {w.eventKinds.length ? (
-                      <span className="chips">
-                        {w.eventKinds.map((k) => (
-                          <span className="chip" key={k}>
-                            {k}
-                          </span>
-                        ))}
+      <Listing
+        of={list}
+        loadingText="Loading webhooks"
+        isEmpty={hooks.length === 0}
+        empty="No webhooks yet."
+      >
+        <Table label="Webhooks" stack columns={["URL", "Events", "Status", "Created"]} actions>
+          {hooks.map((w) => (
+            <tr key={w.id} data-testid="webhook-row">
+              <td data-label="URL">
+                <Link to={`/admin/webhooks/${w.id}`}>
+                  <code>{w.url}</code>
+                </Link>
+              </td>
+              <td data-label="Events">
+                {w.eventKinds.length ? (
+                  <span className="chips">
+                    {w.eventKinds.map((k) => (
+                      <span className="chip" key={k}>
+                        {k}
                       </span>
-                    ) : (
-                      <span className="muted">All events</span>
-                    )}
-                  </td>
-                  <td data-label="Status">
-                    <Badge value={w.active ? "active" : "inactive"} />
-                  </td>
-                  <td data-label="Created">{fmtTime(w.createdAt)}</td>
-                  <td data-label="Actions">
-                    <div className="cell-actions">
-                      <Link className="btn small" to={`/admin/webhooks/${w.id}`}>
-                        Deliveries
-                      </Link>
-                      <button type="button" className="btn small danger" onClick={() => remove(w)}>
-                        Delete
-                      </button>
-                    </div>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+                    ))}
+                  </span>
+                ) : (
+                  <span className="muted">All events</span>
+                )}
+              </td>
+              <td data-label="Status">
+                <Badge value={w.active ? "active" : "inactive"} />
+              </td>
+              <td data-label="Created">{fmtTime(w.createdAt)}</td>
+              <td data-label="Actions">
+                <div className="cell-actions">
+                  <Link className="btn small" to={`/admin/webhooks/${w.id}`}>
+                    Deliveries
+                  </Link>
+                  <button type="button" className="btn small danger" onClick={() => remove(w)}>
+                    Delete
+                  </button>
+                </div>
+              </td>
+            </tr>
+          ))}
+        </Table>
+      </Listing>
     </>
   );
 }
@@ -135,25 +118,14 @@ function NewWebhookForm({ onCreated, onCancel }: { onCreated: (w: CreatedWebhook
   const [url, setUrl] = useState("https://");
   const [kinds, setKinds] = useState<string[]>([]);
   const [extra, setExtra] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [errors, setErrors] = useState<FormErrors>({ fields: {} });
   const toggle = (k: string) => setKinds((old) => (old.includes(k) ? old.filter((x) => x !== k) : [...old, k]));
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setErrors({ fields: {} });
+  const { busy, errors, submit } = useFormSubmit(async () => {
     const more = extra
       .split(/[\s,]+/)
       .map((s) => s.trim())
       .filter(Boolean);
-    try {
-      onCreated(await post<CreatedWebhook>("webhooks", { url: url.trim(), eventKinds: [...new Set([...kinds, ...more])] }));
-    } catch (err) {
-      setErrors(formErrorsOf(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    onCreated(await post<CreatedWebhook>("webhooks", { url: url.trim(), eventKinds: [...new Set([...kinds, ...more])] }));
+  });
   const general = otherFieldErrors(errors, ["url", "eventKinds"]);
   return (
     <Card title="Add a webhook">
@@ -180,19 +152,8 @@ function NewWebhookForm({ onCreated, onCancel }: { onCreated: (w: CreatedWebhook
             <input value={extra} onChange={(e) => setExtra(e.target.value)} autoComplete="off" />
           </Field>
         </div>
-        {general && (
-          <div className="wide">
-            <ErrorBox error={new Error(general)} />
-          </div>
-        )}
-        <div className="form-actions">
-          <button type="submit" className="btn primary" disabled={busy}>
-            {busy ? "Creating…" : "Create webhook"}
-          </button>
-          <button type="button" className="btn" onClick={onCancel}>
-            Cancel
-          </button>
-        </div>
+        <FormError message={general} wide />
+        <FormActions busy={busy} label="Create webhook" busyLabel="Creating…" onCancel={onCancel} className="form-actions" />
       </form>
     </Card>
   );
@@ -204,12 +165,10 @@ const MAX = 500;
 export function WebhookDeliveriesPage() {
   const { id = "" } = useParams();
   const [q, setQ] = useQueryState(["status"] as const);
-  const [limit, setLimit] = useState(STEP);
   const hook = useAsync(async (signal) => (await get<Webhook[]>("webhooks", undefined, signal)).find((w) => w.id === id) ?? null, [id]);
-  const data = useAsync((signal) => get<Delivery[]>(`webhooks/${id}/deliveries`, { limit }, signal), [id, limit]);
-  const all = data.data ?? [];
+  const data = useLatest<Delivery>(`webhooks/${id}/deliveries`, STEP, MAX);
+  const all = data.all;
   const items = useMemo(() => all.filter((d) => !q.status || d.status === q.status), [all, q.status]);
-  const hasMore = all.length >= limit && limit < MAX;
   return (
     <>
       <PageHeader
@@ -235,50 +194,35 @@ export function WebhookDeliveriesPage() {
           {items.length} of the latest {all.length}
         </span>
       </div>
-      <ErrorBox error={data.error} onRetry={data.reload} />
-      {data.loading && !data.data ? (
-        <Loading what="Loading deliveries" />
-      ) : items.length === 0 && !data.error ? (
-        <Empty>{all.length ? "No delivery with this status among those loaded." : "Nothing delivered yet."}</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list stack" aria-label="Deliveries">
-            <thead>
-              <tr>
-                <th>Created</th>
-                <th>Event</th>
-                <th>Status</th>
-                <th className="num">Attempts</th>
-                <th>Last answer</th>
-                <th>Last error</th>
-                <th>Next attempt</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((d) => (
-                <tr key={d.id} data-testid="delivery-row">
-                  <td data-label="Created" title={fmtTime(d.createdAt)}>
-                    {fmtAgo(d.createdAt)}
-                  </td>
-                  <td data-label="Event">
-                    <code>{d.eventKind}</code> <span className="muted">#{d.eventId}</span>
-                  </td>
-                  <td data-label="Status">
-                    <Badge value={d.status} />
-                  </td>
-                  <td data-label="Attempts" className="num">
-                    {d.attempt}
-                  </td>
-                  <td data-label="Last answer">{d.lastStatusCode ?? <span className="muted">—</span>}</td>
-                  <td data-label="Last error">{d.lastError ? <span className="mono">{d.lastError}</span> : <span className="muted">—</span>}</td>
-                  <td data-label="Next attempt">{d.status === "pending" || d.status === "failed" ? fmtTime(d.nextAttemptAt) : "—"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      <LoadMore hasMore={hasMore} loading={data.loading} onClick={() => setLimit((l) => Math.min(MAX, l + STEP))} />
+      <Listing
+        of={data}
+        loadingText="Loading deliveries"
+        isEmpty={items.length === 0}
+        empty={all.length ? "No delivery with this status among those loaded." : "Nothing delivered yet."}
+      >
+        <Table label="Deliveries" stack columns={["Created", "Event", "Status", { label: "Attempts", className: "num" }, "Last answer", "Last error", "Next attempt"]}>
+          {items.map((d) => (
+            <tr key={d.id} data-testid="delivery-row">
+              <td data-label="Created" title={fmtTime(d.createdAt)}>
+                {fmtAgo(d.createdAt)}
+              </td>
+              <td data-label="Event">
+                <code>{d.eventKind}</code> <span className="muted">#{d.eventId}</span>
+              </td>
+              <td data-label="Status">
+                <Badge value={d.status} />
+              </td>
+              <td data-label="Attempts" className="num">
+                {d.attempt}
+              </td>
+              <td data-label="Last answer">{d.lastStatusCode ?? <span className="muted">—</span>}</td>
+              <td data-label="Last error">{d.lastError ? <span className="mono">{d.lastError}</span> : <span className="muted">—</span>}</td>
+              <td data-label="Next attempt">{d.status === "pending" || d.status === "failed" ? fmtTime(d.nextAttemptAt) : "—"}</td>
+            </tr>
+          ))}
+        </Table>
+      </Listing>
+      <LoadMore hasMore={data.hasMore} loading={data.loading} onClick={data.loadMore} />
     </>
   );
 }

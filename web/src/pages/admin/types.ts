@@ -1,7 +1,8 @@
 // Shapes of the administration API (users, devices, webhooks, dead letters, audit, failure codes).
 import type { User } from "../../types";
 
-export type { User };
+export type { CodeKind, FailureCode, Sensor, User } from "../../types";
+export { CODE_KINDS } from "../../types";
 
 export const ROLES = ["admin", "manager", "technician", "requester"] as const;
 
@@ -23,18 +24,6 @@ export interface Device {
 export interface DeviceCredentials {
   device: Device;
   secret: string;
-}
-
-export interface Sensor {
-  id: string;
-  deviceId: string;
-  equipmentId: string;
-  metric: string;
-  name: string;
-  unit: string;
-  minValue?: number | null;
-  maxValue?: number | null;
-  createdAt: string;
 }
 
 export interface DeadLetter {
@@ -143,15 +132,4 @@ export const AUDIT_TABLES = [
   "detector_tuning",
 ];
 
-export type CodeKind = "problem" | "cause" | "remedy";
-export const CODE_KINDS: CodeKind[] = ["problem", "cause", "remedy"];
 
-export interface FailureCode {
-  id: string;
-  kind: CodeKind;
-  code: string;
-  description: string;
-  active: boolean;
-  createdAt: string;
-  updatedAt: string;
-}

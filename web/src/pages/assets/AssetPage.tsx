@@ -5,7 +5,8 @@ import { get, getPage, objectUrl } from "../../api";
 import { useAuth } from "../../auth";
 import { fmtAgo, fmtNumber, fmtTime, humanize } from "../../format";
 import { useLiveEvents } from "../../live";
-import { Badge, Card, Empty, ErrorBox, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Badge, Card, Empty, ErrorBox, Listing, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
 import { useAsync, usePaged } from "../../ui/hooks";
 import { Sparkline } from "../../ui/Sparkline";
 import { EquipmentForm } from "./EquipmentForm";
@@ -303,57 +304,44 @@ function Sensors({ equipmentId, canReadings }: { equipmentId: string; canReading
         ) : undefined
       }
     >
-      {sensors.error ? (
-        <ErrorBox error={sensors.error} onRetry={sensors.reload} />
-      ) : sensors.loading && !sensors.data ? (
-        <Loading what="Loading sensors" />
-      ) : list.length === 0 ? (
-        <Empty>No sensors on this asset.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list" aria-label="Sensors">
-            <thead>
-              <tr>
-                <th>Sensor</th>
-                <th className="num">Latest</th>
-                <th>Last hour</th>
-                <th className="hide-phone">Range</th>
-                <th className="hide-phone">Updated</th>
+      <Listing
+        of={sensors}
+        loadingText="Loading sensors"
+        isEmpty={list.length === 0}
+        empty="No sensors on this asset."
+        errorInPlace
+      >
+        <Table label="Sensors" columns={["Sensor", { label: "Latest", className: "num" }, "Last hour", { label: "Range", className: "hide-phone" }, { label: "Updated", className: "hide-phone" }]}>
+          {list.map((s) => {
+            const l = byId.get(s.id);
+            const values = trends.data?.get(s.id) ?? [];
+            const out =
+              l?.value != null && ((s.minValue != null && l.value < s.minValue) || (s.maxValue != null && l.value > s.maxValue));
+            return (
+              <tr key={s.id} data-testid={`sensor-${s.metric}`}>
+                <td>
+                  <Link to={`/trends?s=${s.id}`}>{s.name}</Link>
+                  <div className="muted small mono">{s.metric}</div>
+                </td>
+                <td className={`num latest${out ? " out-of-range" : ""}`}>
+                  {l?.value != null ? (
+                    <>
+                      <strong>{fmtNumber(l.value)}</strong> <span className="muted">{s.unit}</span>
+                    </>
+                  ) : (
+                    <span className="muted">no data</span>
+                  )}
+                </td>
+                <td>{canReadings ? <Sparkline values={values} width={140} height={30} /> : <span className="muted">—</span>}</td>
+                <td className="muted small hide-phone">
+                  {s.minValue != null || s.maxValue != null ? `${fmtNumber(s.minValue)} … ${fmtNumber(s.maxValue)} ${s.unit}` : "—"}
+                </td>
+                <td className="muted small hide-phone">{fmtAgo(l?.ts)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {list.map((s) => {
-                const l = byId.get(s.id);
-                const values = trends.data?.get(s.id) ?? [];
-                const out =
-                  l?.value != null && ((s.minValue != null && l.value < s.minValue) || (s.maxValue != null && l.value > s.maxValue));
-                return (
-                  <tr key={s.id} data-testid={`sensor-${s.metric}`}>
-                    <td>
-                      <Link to={`/trends?s=${s.id}`}>{s.name}</Link>
-                      <div className="muted small mono">{s.metric}</div>
-                    </td>
-                    <td className={`num latest${out ? " out-of-range" : ""}`}>
-                      {l?.value != null ? (
-                        <>
-                          <strong>{fmtNumber(l.value)}</strong> <span className="muted">{s.unit}</span>
-                        </>
-                      ) : (
-                        <span className="muted">no data</span>
-                      )}
-                    </td>
-                    <td>{canReadings ? <Sparkline values={values} width={140} height={30} /> : <span className="muted">—</span>}</td>
-                    <td className="muted small hide-phone">
-                      {s.minValue != null || s.maxValue != null ? `${fmtNumber(s.minValue)} … ${fmtNumber(s.maxValue)} ${s.unit}` : "—"}
-                    </td>
-                    <td className="muted small hide-phone">{fmtAgo(l?.ts)}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+            );
+          })}
+        </Table>
+      </Listing>
     </Card>
   );
 }
@@ -429,15 +417,14 @@ function WorkOrders({ equipmentId }: { equipmentId: string }) {
         )}
       </Card>
       <Card title="Maintenance history">
-        {history.error ? (
-          <ErrorBox error={history.error} onRetry={history.reload} />
-        ) : history.loading && history.items.length === 0 ? (
-          <Loading />
-        ) : closed.length === 0 && !history.hasMore ? (
-          <Empty>No completed or cancelled work yet.</Empty>
-        ) : (
+        <Listing
+          of={history}
+          isEmpty={closed.length === 0 && !history.hasMore}
+          empty="No completed or cancelled work yet."
+          errorInPlace
+        >
           <WoTable items={closed} label="Closed work orders" />
-        )}
+        </Listing>
         <LoadMore hasMore={history.hasMore} loading={history.loading} onClick={history.loadMore} />
       </Card>
     </>
@@ -453,48 +440,32 @@ function Anomalies({ equipmentId }: { equipmentId: string }) {
   const open = list.items.filter((x) => x.status === "open").length;
   return (
     <Card title={`Anomalies${open ? ` — ${open} open` : ""}`}>
-      {list.error ? (
-        <ErrorBox error={list.error} onRetry={list.reload} />
-      ) : list.loading && list.items.length === 0 ? (
-        <Loading />
-      ) : list.items.length === 0 ? (
-        <Empty>No anomalies recorded on this asset.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table className="list" aria-label="Anomalies">
-            <thead>
-              <tr>
-                <th>Started</th>
-                <th>Kind</th>
-                <th>Severity</th>
-                <th>Status</th>
-                <th className="num hide-phone">Peak</th>
-                <th className="hide-phone">Ended</th>
-                <th>Work order</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((x) => (
-                <tr key={x.id} className={x.status === "open" ? "is-open" : undefined}>
-                  <td>
-                    <Link to={`/anomalies/${x.id}`}>{fmtTime(x.startedAt)}</Link>
-                  </td>
-                  <td>{humanize(x.kind)}</td>
-                  <td>
-                    <Badge value={x.severity} />
-                  </td>
-                  <td>
-                    <Badge value={x.status} />
-                  </td>
-                  <td className="num hide-phone">{fmtNumber(x.peakValue)}</td>
-                  <td className="muted hide-phone">{x.endedAt ? fmtTime(x.endedAt) : "—"}</td>
-                  <td>{x.workOrderId ? <Link to={`/work-orders/${x.workOrderId}`}>Open</Link> : <span className="muted">—</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <Listing
+        of={list}
+        isEmpty={list.items.length === 0}
+        empty="No anomalies recorded on this asset."
+        errorInPlace
+      >
+        <Table label="Anomalies" columns={["Started", "Kind", "Severity", "Status", { label: "Peak", className: "num hide-phone" }, { label: "Ended", className: "hide-phone" }, "Work order"]}>
+          {list.items.map((x) => (
+            <tr key={x.id} className={x.status === "open" ? "is-open" : undefined}>
+              <td>
+                <Link to={`/anomalies/${x.id}`}>{fmtTime(x.startedAt)}</Link>
+              </td>
+              <td>{humanize(x.kind)}</td>
+              <td>
+                <Badge value={x.severity} />
+              </td>
+              <td>
+                <Badge value={x.status} />
+              </td>
+              <td className="num hide-phone">{fmtNumber(x.peakValue)}</td>
+              <td className="muted hide-phone">{x.endedAt ? fmtTime(x.endedAt) : "—"}</td>
+              <td>{x.workOrderId ? <Link to={`/work-orders/${x.workOrderId}`}>Open</Link> : <span className="muted">—</span>}</td>
+            </tr>
+          ))}
+        </Table>
+      </Listing>
       <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
     </Card>
   );

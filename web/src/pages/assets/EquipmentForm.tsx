@@ -1,10 +1,10 @@
 // The form to register an asset or edit one (name, tag, parent, location, criticality, status).
 import { useState, type FormEvent } from "react";
 import { patch, post } from "../../api";
-import { Field } from "../../ui/common";
-import { humanize } from "../../format";
+import { Field, Options } from "../../ui/common";
 import { CRITICALITIES, EQUIPMENT_STATUSES, type Equipment, type EquipmentNode } from "./types";
-import { descendantsOf, flatten, useFormErrors } from "./util";
+import { FormActions, FormError, useFormErrors } from "../../ui/forms";
+import { descendantsOf, flatten } from "./util";
 
 const FIELDS = ["name", "assetTag", "parentId", "location", "criticality", "status", "description"];
 
@@ -100,21 +100,13 @@ export function EquipmentForm({
         </Field>
         <Field label="Criticality" error={errs.fields.criticality}>
           <select value={criticality} onChange={(e) => setCriticality(e.target.value)}>
-            {CRITICALITIES.map((c) => (
-              <option key={c} value={c}>
-                {humanize(c)}
-              </option>
-            ))}
+            <Options values={CRITICALITIES} />
           </select>
         </Field>
         {existing && (
           <Field label="Status" error={errs.fields.status} hint="Decommissioning or retiring also applies to everything below">
             <select value={status} onChange={(e) => setStatus(e.target.value)}>
-              {EQUIPMENT_STATUSES.map((s) => (
-                <option key={s} value={s}>
-                  {humanize(s)}
-                </option>
-              ))}
+              <Options values={EQUIPMENT_STATUSES} />
             </select>
           </Field>
         )}
@@ -122,19 +114,8 @@ export function EquipmentForm({
       <Field label="Description" error={errs.fields.description}>
         <textarea value={description} onChange={(e) => setDescription(e.target.value)} />
       </Field>
-      {errs.form && (
-        <div className="error-box" role="alert">
-          {errs.form}
-        </div>
-      )}
-      <div className="row">
-        <button type="submit" className="btn primary" disabled={busy}>
-          {busy ? "Saving…" : existing ? "Save changes" : "Add asset"}
-        </button>
-        <button type="button" className="btn" onClick={onCancel} disabled={busy}>
-          Cancel
-        </button>
-      </div>
+      <FormError message={errs.form} />
+      <FormActions busy={busy} label={existing ? "Save changes" : "Add asset"} busyLabel="Saving…" onCancel={onCancel} lockCancel />
     </form>
   );
 }

@@ -1,14 +1,17 @@
 // The equipment browser (/equipment): the asset tree with health and criticality, search, and "add asset".
 import { useMemo, useState, type FormEvent } from "react";
-import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { Link, useNavigate } from "react-router-dom";
 import { get } from "../../api";
 import { useAuth } from "../../auth";
-import { humanize } from "../../format";
-import { Badge, Card, Empty, ErrorBox, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Badge, Card, Empty, ErrorBox, LoadMore, Loading, Options, PageHeader } from "../../ui/common";
 import { useAsync, usePaged } from "../../ui/hooks";
+import { useQueryState } from "../../ui/useQueryState";
 import { EquipmentForm } from "./EquipmentForm";
 import { rollup, useHealth, type Health } from "./health";
 import { CRITICALITIES, EQUIPMENT_STATUSES, type Equipment, type EquipmentNode } from "./types";
+
+/** What the page keeps in the URL: the filters, and the "add asset" form (under `parent`). */
+const KEYS = ["q", "criticality", "status", "new", "parent"] as const;
 
 const NO_ANOMALY: Health = { count: 0, severity: null };
 
@@ -35,12 +38,10 @@ export function HealthBadge({ health, rolled }: { health?: Health; rolled?: Heal
 
 export function EquipmentPage() {
   const { can } = useAuth();
-  const [params, setParams] = useSearchParams();
+  const [params, setParams] = useQueryState(KEYS, (p) => !("q" in p));
   const navigate = useNavigate();
-  const q = params.get("q") ?? "";
-  const criticality = params.get("criticality") ?? "";
-  const status = params.get("status") ?? "";
-  const adding = params.get("new") === "1";
+  const { q, criticality, status } = params;
+  const adding = params.new === "1";
   const filtered = Boolean(q || criticality || status);
   const [text, setText] = useState(q);
 
@@ -52,12 +53,7 @@ export function EquipmentPage() {
     return out;
   }, [health.data, tree.data]);
 
-  const setParam = (k: string, v: string) => {
-    const next = new URLSearchParams(params);
-    if (v) next.set(k, v);
-    else next.delete(k);
-    setParams(next, { replace: k !== "q" });
-  };
+  const setParam = (k: (typeof KEYS)[number], v: string) => setParams({ [k]: v });
   const search = (e: FormEvent) => {
     e.preventDefault();
     setParam("q", text.trim());
@@ -77,13 +73,8 @@ export function EquipmentPage() {
         <Card title="New asset">
           <EquipmentForm
             forest={tree.data}
-            defaultParent={params.get("parent") ?? undefined}
-            onCancel={() => {
-              const next = new URLSearchParams(params);
-              next.delete("new");
-              next.delete("parent");
-              setParams(next);
-            }}
+            defaultParent={params.parent || undefined}
+            onCancel={() => setParams({ new: "", parent: "" }, false)}
             onDone={(e) => navigate(`/equipment/${e.id}`)}
           />
         </Card>
@@ -102,20 +93,10 @@ export function EquipmentPage() {
           Search
         </button>
         <select aria-label="Criticality" value={criticality} onChange={(e) => setParam("criticality", e.target.value)}>
-          <option value="">Any criticality</option>
-          {CRITICALITIES.map((c) => (
-            <option key={c} value={c}>
-              {humanize(c)}
-            </option>
-          ))}
+          <Options values={CRITICALITIES} any="Any criticality" />
         </select>
         <select aria-label="Status" value={status} onChange={(e) => setParam("status", e.target.value)}>
-          <option value="">Any status</option>
-          {EQUIPMENT_STATUSES.map((s) => (
-            <option key={s} value={s}>
-              {humanize(s)}
-            </option>
-          ))}
+          <Options values={EQUIPMENT_STATUSES} any="Any status" />
         </select>
         {filtered && (
           <button
@@ -123,7 +104,7 @@ export function EquipmentPage() {
             className="btn"
             onClick={() => {
               setText("");
-              setParams(new URLSearchParams());
+              setParams({ q: "", criticality: "", status: "", new: "", parent: "" }, false);
             }}
           >
             Clear

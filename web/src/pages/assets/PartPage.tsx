@@ -4,10 +4,12 @@ import { Link, useParams, useSearchParams } from "react-router-dom";
 import { get, getPage, post } from "../../api";
 import { useAuth } from "../../auth";
 import { fmtNumber, fmtTime, humanize } from "../../format";
-import { Card, Empty, ErrorBox, Field, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Card, Empty, ErrorBox, Field, Listing, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Table } from "../../ui/Table";
 import { useAsync, usePaged } from "../../ui/hooks";
 import { ACTIVE_WO, type PartDetail, type StockLocation, type StockMovement, type WorkOrder } from "./types";
-import { fmtMoney, useFormErrors } from "./util";
+import { FormActions, FormError, useFormErrors } from "../../ui/forms";
+import { fmtMoney } from "./util";
 
 type Kind = "receive" | "issue" | "return" | "adjust";
 const KIND_LABEL: Record<Kind, string> = { receive: "Receive", issue: "Issue", return: "Return", adjust: "Adjust count" };
@@ -109,34 +111,22 @@ export function PartPage() {
         {p.locations.length === 0 ? (
           <Empty>Not stocked anywhere yet.</Empty>
         ) : (
-          <div className="table-wrap">
-            <table className="list" aria-label="Stock per location">
-              <thead>
-                <tr>
-                  <th>Location</th>
-                  <th className="num">On hand</th>
-                  <th className="num">Reserved</th>
-                  <th className="num">Available</th>
-                </tr>
-              </thead>
-              <tbody>
-                {p.locations.map((l) => (
-                  <tr key={l.locationId} data-testid={`stock-${l.locationName}`}>
-                    <td>
-                      <button type="button" className="linklike" onClick={() => setParams(locationFilter === l.locationId ? {} : { location: l.locationId })}>
-                        {l.locationName}
-                      </button>
-                    </td>
-                    <td className="num">{l.onHand}</td>
-                    <td className="num">{l.reserved}</td>
-                    <td className="num">
-                      <strong>{l.available}</strong>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table label="Stock per location" columns={["Location", { label: "On hand", className: "num" }, { label: "Reserved", className: "num" }, { label: "Available", className: "num" }]}>
+            {p.locations.map((l) => (
+              <tr key={l.locationId} data-testid={`stock-${l.locationName}`}>
+                <td>
+                  <button type="button" className="linklike" onClick={() => setParams(locationFilter === l.locationId ? {} : { location: l.locationId })}>
+                    {l.locationName}
+                  </button>
+                </td>
+                <td className="num">{l.onHand}</td>
+                <td className="num">{l.reserved}</td>
+                <td className="num">
+                  <strong>{l.available}</strong>
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       </Card>
 
@@ -153,47 +143,31 @@ export function PartPage() {
           </select>
         }
       >
-        {movements.error ? (
-          <ErrorBox error={movements.error} onRetry={movements.reload} />
-        ) : movements.loading && movements.items.length === 0 ? (
-          <Loading />
-        ) : movements.items.length === 0 ? (
-          <Empty>No movements yet.</Empty>
-        ) : (
-          <div className="table-wrap">
-            <table className="list" aria-label="Movements">
-              <thead>
-                <tr>
-                  <th>When</th>
-                  <th>Kind</th>
-                  <th>Location</th>
-                  <th className="num">Quantity</th>
-                  <th className="num">On hand after</th>
-                  <th>Work order</th>
-                  <th>Note</th>
-                </tr>
-              </thead>
-              <tbody>
-                {movements.items.map((m) => (
-                  <tr key={m.id}>
-                    <td>{fmtTime(m.createdAt)}</td>
-                    <td>
-                      <span className={`badge badge-mv-${m.kind}`}>{humanize(m.kind)}</span>
-                    </td>
-                    <td>{locName.get(m.locationId) ?? "—"}</td>
-                    <td className={`num ${m.quantity < 0 ? "neg" : "pos"}`}>
-                      {m.quantity > 0 ? "+" : ""}
-                      {m.quantity}
-                    </td>
-                    <td className="num">{m.onHandAfter}</td>
-                    <td>{m.workOrderId ? <Link to={`/work-orders/${m.workOrderId}`}>Open</Link> : <span className="muted">—</span>}</td>
-                    <td className="muted">{m.note || "—"}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <Listing
+          of={movements}
+          isEmpty={movements.items.length === 0}
+          empty="No movements yet."
+          errorInPlace
+        >
+          <Table label="Movements" columns={["When", "Kind", "Location", { label: "Quantity", className: "num" }, { label: "On hand after", className: "num" }, "Work order", "Note"]}>
+            {movements.items.map((m) => (
+              <tr key={m.id}>
+                <td>{fmtTime(m.createdAt)}</td>
+                <td>
+                  <span className={`badge badge-mv-${m.kind}`}>{humanize(m.kind)}</span>
+                </td>
+                <td>{locName.get(m.locationId) ?? "—"}</td>
+                <td className={`num ${m.quantity < 0 ? "neg" : "pos"}`}>
+                  {m.quantity > 0 ? "+" : ""}
+                  {m.quantity}
+                </td>
+                <td className="num">{m.onHandAfter}</td>
+                <td>{m.workOrderId ? <Link to={`/work-orders/${m.workOrderId}`}>Open</Link> : <span className="muted">—</span>}</td>
+                <td className="muted">{m.note || "—"}</td>
+              </tr>
+            ))}
+          </Table>
+        </Listing>
         <LoadMore hasMore={movements.hasMore} loading={movements.loading} onClick={movements.loadMore} />
       </Card>
     </div>
@@ -324,19 +298,8 @@ function StockForm({
         </Field>
       </div>
       {workOrders.error ? <ErrorBox error={workOrders.error} /> : null}
-      {errs.form && (
-        <div className="error-box" role="alert">
-          {errs.form}
-        </div>
-      )}
-      <div className="row">
-        <button type="submit" className="btn primary" disabled={busy}>
-          {busy ? "Saving…" : SUBMIT_LABEL[kind]}
-        </button>
-        <button type="button" className="btn" onClick={onCancel} disabled={busy}>
-          Cancel
-        </button>
-      </div>
+      <FormError message={errs.form} />
+      <FormActions busy={busy} label={SUBMIT_LABEL[kind]} busyLabel="Saving…" onCancel={onCancel} lockCancel />
     </form>
   );
 }

@@ -1,31 +1,28 @@
 // The parts catalog (/parts): search, low-stock view, stock per location, and "new part".
 import { useState, type FormEvent } from "react";
-import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { Link, useNavigate } from "react-router-dom";
 import { get, post } from "../../api";
 import { useAuth } from "../../auth";
 import { fmtNumber } from "../../format";
-import { Card, Empty, ErrorBox, Field, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Card, ErrorBox, Field, Listing, LoadMore, Loading, PageHeader } from "../../ui/common";
 import { useAsync, usePaged } from "../../ui/hooks";
+import { useQueryState } from "../../ui/useQueryState";
 import type { Part, PartDetail } from "./types";
-import { fmtMoney, useFormErrors } from "./util";
+import { FormActions, FormError, useFormErrors } from "../../ui/forms";
+import { fmtMoney } from "./util";
 
 export function PartsPage() {
   const { can } = useAuth();
   const navigate = useNavigate();
-  const [params, setParams] = useSearchParams();
-  const q = params.get("q") ?? "";
-  const low = params.get("low") === "1";
-  const adding = params.get("new") === "1";
+  const [params, setParams] = useQueryState(["q", "low", "new"] as const, false);
+  const q = params.q;
+  const low = params.low === "1";
+  const adding = params.new === "1";
   const [text, setText] = useState(q);
   const list = usePaged<Part>("parts", { q, lowStock: low ? true : undefined }, 50);
   const [expanded, setExpanded] = useState<Set<string>>(new Set());
 
-  const setParam = (k: string, v: string) => {
-    const next = new URLSearchParams(params);
-    if (v) next.set(k, v);
-    else next.delete(k);
-    setParams(next);
-  };
+  const setParam = (k: "q" | "low" | "new", v: string) => setParams({ [k]: v });
   const search = (e: FormEvent) => {
     e.preventDefault();
     setParam("q", text.trim());
@@ -78,13 +75,13 @@ export function PartsPage() {
           </button>
         )}
       </form>
-      {list.error ? (
-        <ErrorBox error={list.error} onRetry={list.reload} />
-      ) : list.loading && list.items.length === 0 ? (
-        <Loading what="Loading parts" />
-      ) : list.items.length === 0 ? (
-        <Empty>{low ? "No part is below its reorder point." : q ? "No part matches." : "No parts in the catalog yet."}</Empty>
-      ) : (
+      <Listing
+        of={list}
+        loadingText="Loading parts"
+        isEmpty={list.items.length === 0}
+        empty={low ? "No part is below its reorder point." : q ? "No part matches." : "No parts in the catalog yet."}
+        errorInPlace
+      >
         <div className="table-wrap">
           <table className="list" aria-label="Parts">
             <thead>
@@ -106,7 +103,7 @@ export function PartsPage() {
             </tbody>
           </table>
         </div>
-      )}
+      </Listing>
       <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
     </div>
   );
@@ -221,19 +218,8 @@ function NewPartForm({ onDone, onCancel }: { onDone: (p: Part) => void; onCancel
       <Field label="Description" error={errs.fields.description}>
         <textarea value={v.description} onChange={set("description")} />
       </Field>
-      {errs.form && (
-        <div className="error-box" role="alert">
-          {errs.form}
-        </div>
-      )}
-      <div className="row">
-        <button type="submit" className="btn primary" disabled={busy}>
-          {busy ? "Saving…" : "Create part"}
-        </button>
-        <button type="button" className="btn" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <FormError message={errs.form} />
+      <FormActions busy={busy} label="Create part" busyLabel="Saving…" onCancel={onCancel} />
     </form>
   );
 }

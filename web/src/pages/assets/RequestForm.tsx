@@ -6,7 +6,9 @@ import { useAuth } from "../../auth";
 import { Field, Loading } from "../../ui/common";
 import { useAsync } from "../../ui/hooks";
 import type { Equipment, WorkRequest } from "./types";
-import { URGENCIES, UUID_RE, useFormErrors, withUrgency } from "./util";
+import { FormError, useFormErrors } from "../../ui/forms";
+import { SignInForm } from "../../ui/SignInForm";
+import { URGENCIES, UUID_RE, withUrgency } from "./util";
 import "./assets.css";
 
 export function RequestFormPage() {
@@ -34,44 +36,18 @@ export function RequestFormPage() {
 }
 
 function CompactSignIn() {
-  const { login } = useAuth();
-  const [email, setEmail] = useState("");
-  const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await login(email.trim(), password);
-    } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? "E-mail or password is not right." : messageOf(err));
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
-    <form className="req-card" onSubmit={submit} aria-label="Sign in">
-      <h1>Report a problem</h1>
-      <p className="muted">Sign in first, then describe what is wrong.</p>
-      <label className="field">
-        <span className="label">E-mail</span>
-        <input name="email" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} />
-      </label>
-      <label className="field">
-        <span className="label">Password</span>
-        <input name="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
-      </label>
-      {error && (
-        <div className="error-box" role="alert">
-          {error}
-        </div>
-      )}
-      <button className="btn primary big" type="submit" disabled={busy}>
-        {busy ? "Signing in…" : "Sign in"}
-      </button>
-    </form>
+    <SignInForm
+      className="req-card"
+      buttonClassName="btn primary big"
+      messageFor={(err) => (err instanceof ApiError && err.status === 401 ? "E-mail or password is not right." : messageOf(err))}
+      intro={
+        <>
+          <h1>Report a problem</h1>
+          <p className="muted">Sign in first, then describe what is wrong.</p>
+        </>
+      }
+    />
   );
 }
 
@@ -216,11 +192,7 @@ function RequestForm() {
         <textarea value={details} onChange={(e) => setDetails(e.target.value)} placeholder="What did you see, hear or smell? Since when?" rows={4} />
       </Field>
       {errs.fields.equipmentId && <div className="error-box">{errs.fields.equipmentId}</div>}
-      {errs.form && (
-        <div className="error-box" role="alert">
-          {errs.form}
-        </div>
-      )}
+      <FormError message={errs.form} />
       <button type="submit" className="btn primary big" disabled={busy || (!!assetId && !asset.data && !asset.error)}>
         {busy ? "Sending…" : "Send request"}
       </button>

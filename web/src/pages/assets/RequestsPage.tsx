@@ -5,10 +5,11 @@ import { get, getAll, post } from "../../api";
 import { useAuth } from "../../auth";
 import { fmtAgo, fmtTime, humanize } from "../../format";
 import { useLiveEvents } from "../../live";
-import { Badge, Empty, ErrorBox, Field, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Badge, Field, Listing, LoadMore, PageHeader } from "../../ui/common";
 import { useAsync, usePaged } from "../../ui/hooks";
 import type { EquipmentNode, UserLite, WorkOrder, WorkRequest } from "./types";
-import { flatten, splitUrgency, URGENCIES, useFormErrors } from "./util";
+import { FormActions, FormError, useFormErrors } from "../../ui/forms";
+import { flatten, splitUrgency, URGENCIES } from "./util";
 
 const STATUSES = ["pending", "approved", "rejected"] as const;
 
@@ -96,13 +97,13 @@ export function RequestsPage() {
           </button>
         </div>
       )}
-      {list.error ? (
-        <ErrorBox error={list.error} onRetry={list.reload} />
-      ) : list.loading && list.items.length === 0 ? (
-        <Loading what="Loading requests" />
-      ) : list.items.length === 0 ? (
-        <Empty>{status === "pending" && approver ? "Nothing waiting for approval." : "No requests here."}</Empty>
-      ) : (
+      <Listing
+        of={list}
+        loadingText="Loading requests"
+        isEmpty={list.items.length === 0}
+        empty={status === "pending" && approver ? "Nothing waiting for approval." : "No requests here."}
+        errorInPlace
+      >
         <ul className="req-list">
           {list.items.map((r) => (
             <RequestCard
@@ -120,7 +121,7 @@ export function RequestsPage() {
             />
           ))}
         </ul>
-      )}
+      </Listing>
       <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
     </div>
   );
@@ -309,19 +310,8 @@ function ApproveForm({
           <input type="datetime-local" value={due} onChange={(e) => setDue(e.target.value)} />
         </Field>
       </div>
-      {errs.form && (
-        <div className="error-box" role="alert">
-          {errs.form}
-        </div>
-      )}
-      <div className="row">
-        <button type="submit" className="btn primary" disabled={busy}>
-          {busy ? "Approving…" : "Approve and create work order"}
-        </button>
-        <button type="button" className="btn" onClick={onCancel} disabled={busy}>
-          Cancel
-        </button>
-      </div>
+      <FormError message={errs.form} />
+      <FormActions busy={busy} label="Approve and create work order" busyLabel="Approving…" onCancel={onCancel} lockCancel />
     </form>
   );
 }
@@ -350,19 +340,8 @@ function RejectForm({ request, onDone, onCancel }: { request: WorkRequest; onDon
       <Field label="Reason for rejecting" error={errs.fields.reason}>
         <textarea value={reason} onChange={(e) => setReason(e.target.value)} />
       </Field>
-      {errs.form && (
-        <div className="error-box" role="alert">
-          {errs.form}
-        </div>
-      )}
-      <div className="row">
-        <button type="submit" className="btn danger" disabled={busy}>
-          {busy ? "Rejecting…" : "Reject request"}
-        </button>
-        <button type="button" className="btn" onClick={onCancel} disabled={busy}>
-          Cancel
-        </button>
-      </div>
+      <FormError message={errs.form} />
+      <FormActions busy={busy} label="Reject request" busyLabel="Rejecting…" onCancel={onCancel} lockCancel danger />
     </form>
   );
 }

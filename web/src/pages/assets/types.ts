@@ -1,92 +1,16 @@
-// Shapes of the assets area (equipment, sensors, parts, requests) as the API sends them.
+// Shapes of the assets area (criticality, reliability, stock, requests) as the API sends them; the
+// domain objects other areas read too live in ../../types.
+import type { Part, User } from "../../types";
+
+export type { Anomaly, Bucket, Equipment, EquipmentNode, LatestValue, Part, Sensor, StockLocation, TrendSeries, WorkOrder } from "../../types";
+export { ACTIVE_WO } from "../../types";
+
+/** Who a request or work order can go to (GET users). */
+export type UserLite = Pick<User, "id" | "name" | "email" | "role" | "active">;
 
 export type Criticality = "low" | "medium" | "high" | "critical";
 export const CRITICALITIES: Criticality[] = ["low", "medium", "high", "critical"];
 export const EQUIPMENT_STATUSES = ["active", "maintenance", "decommissioned", "retired"] as const;
-
-export interface Equipment {
-  id: string;
-  parentId: string | null;
-  name: string;
-  assetTag: string;
-  description: string;
-  location: string;
-  criticality: string;
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface EquipmentNode extends Equipment {
-  children: EquipmentNode[];
-}
-
-export interface Sensor {
-  id: string;
-  deviceId: string;
-  equipmentId: string;
-  metric: string;
-  name: string;
-  unit: string;
-  minValue: number | null;
-  maxValue: number | null;
-  createdAt: string;
-}
-
-export interface LatestValue {
-  sensorId: string;
-  equipmentId: string;
-  metric: string;
-  name: string;
-  unit: string;
-  ts: string | null;
-  value: number | null;
-}
-
-export interface Bucket {
-  ts: string;
-  min: number;
-  avg: number;
-  max: number;
-  count: number;
-}
-
-export interface TrendSeries {
-  sensorId: string;
-  from: string;
-  to: string;
-  buckets: Bucket[];
-}
-
-export interface Anomaly {
-  id: string;
-  sensorId: string;
-  equipmentId: string;
-  kind: string;
-  status: string;
-  severity: string;
-  score: number;
-  startedAt: string;
-  endedAt: string | null;
-  peakValue: number;
-  workOrderId: string | null;
-}
-
-export interface WorkOrder {
-  id: string;
-  code: string;
-  title: string;
-  kind: string;
-  status: string;
-  priority: string;
-  source: string;
-  equipmentId: string | null;
-  dueAt: string | null;
-  createdAt: string;
-  completedAt: string | null;
-}
-
-export const ACTIVE_WO = ["open", "in_progress", "on_hold"];
 
 export interface AssetReliability {
   equipmentId: string;
@@ -108,23 +32,6 @@ export interface ReliabilityReport {
   assets: AssetReliability[];
 }
 
-export interface Part {
-  id: string;
-  sku: string;
-  name: string;
-  description: string;
-  unit: string;
-  unitCostCents: number;
-  reorderPoint: number;
-  reorderQty: number;
-  onHand: number;
-  reserved: number;
-  available: number;
-  lowStock: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
-
 export interface LocationStock {
   locationId: string;
   locationName: string;
@@ -135,12 +42,6 @@ export interface LocationStock {
 
 export interface PartDetail extends Part {
   locations: LocationStock[];
-}
-
-export interface StockLocation {
-  id: string;
-  name: string;
-  description: string;
 }
 
 export interface StockMovement {
@@ -171,10 +72,3 @@ export interface WorkRequest {
   createdAt: string;
 }
 
-export interface UserLite {
-  id: string;
-  name: string;
-  email: string;
-  role: string;
-  active: boolean;
-}

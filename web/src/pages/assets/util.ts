@@ -1,6 +1,4 @@
-// Helpers of the assets area: tree flattening, form errors from 422s, money, request urgency.
-import { useCallback, useState } from "react";
-import { ApiError, messageOf } from "../../api";
+// Helpers of the assets area: tree flattening, money, request urgency.
 import type { EquipmentNode } from "./types";
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -24,32 +22,6 @@ export function descendantsOf(forest: EquipmentNode[], id: string): Set<string> 
   };
   forest.forEach((n) => walk(n, false));
   return out;
-}
-
-/** Errors of a form: per field (from a 422's details) and one for the form. */
-export function useFormErrors() {
-  const [fields, setFields] = useState<Record<string, string>>({});
-  const [form, setForm] = useState<string | null>(null);
-  const clear = useCallback(() => {
-    setFields({});
-    setForm(null);
-  }, []);
-  /** Takes an error thrown by the API client; `known` lists fields shown next to inputs. */
-  const take = useCallback((e: unknown, known: string[]) => {
-    const f: Record<string, string> = {};
-    const rest: string[] = [];
-    if (e instanceof ApiError) {
-      for (const fe of e.fieldErrors) {
-        if (known.includes(fe.field)) f[fe.field] = fe.message;
-        else rest.push(`${fe.field} ${fe.message}`);
-      }
-      if (e.fieldErrors.length === 0) rest.push(e.message);
-      else if (rest.length) rest.unshift(e.message);
-    } else rest.push(messageOf(e));
-    setFields(f);
-    setForm(rest.length ? rest.join(": ") : Object.keys(f).length ? "Please correct the fields marked in red." : null);
-  }, []);
-  return { fields, form, clear, take, setField: (k: string, v: string) => setFields((o) => ({ ...o, [k]: v })) };
 }
 
 export function fmtMoney(cents?: number | null): string {

@@ -1,4 +1,4 @@
-// The anomaly list ("/anomalies"): filters in the URL (status, asset, sensor on the server; severity and kind on the loaded rows), cursor pages, live.
+// The anomaly list ("/anomalies"): filters in the URL (status, severity, kind, asset, sensor; all applied by the API), cursor pages, live.
 import { useMemo } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { get } from "../../api";
@@ -34,12 +34,9 @@ export function AnomalyList() {
     return [...ids].map((id) => ({ id, name: equipment.data?.get(id)?.name ?? id.slice(0, 8) })).sort((a, b) => a.name.localeCompare(b.name));
   }, [sensors.data, equipment.data]);
 
-  const list = usePaged<Anomaly>("anomalies", { status, equipmentId, sensorId }, 50);
+  const list = usePaged<Anomaly>("anomalies", { status, severity, kind, equipmentId, sensorId }, 50);
   useLiveEvents(["anomaly."], () => list.reload());
-
-  // Severity and kind are not API filters: applied to the rows loaded so far.
-  const rows = list.items.filter((a) => (!severity || a.severity === severity) && (!kind || a.kind === kind));
-  const clientFiltered = Boolean(severity || kind);
+  const rows = list.items;
 
   return (
     <div>
@@ -105,7 +102,6 @@ export function AnomalyList() {
           </button>
         )}
       </div>
-      {clientFiltered && list.hasMore && <p className="notice">Severity and kind are matched within the anomalies loaded so far; load more to search further back.</p>}
       <ErrorBox error={list.error} onRetry={list.reload} />
       {list.loading && list.items.length === 0 ? (
         <Loading what="Loading anomalies" />

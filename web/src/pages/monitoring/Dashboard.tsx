@@ -1,4 +1,4 @@
-// The fleet overview ("/"): assets by health, open anomalies by severity, latest readings with sparklines, open anomalies and open auto-raised work orders; live.
+// The fleet overview ("/"): assets by health, open anomalies by severity (counted by the API's severity filter), latest readings with sparklines, open anomalies and open auto-raised work orders; live.
 import { useEffect, useMemo, useRef } from "react";
 import { Link } from "react-router-dom";
 import { get, getAll, getPage } from "../../api";
@@ -22,12 +22,15 @@ export function Dashboard() {
   const equipment = useAsync(() => (mayEquipment ? equipmentMap() : Promise.resolve(new Map<string, Equipment>())), [mayEquipment]);
 
   const events = useAsync(async () => {
-    const [open, recent, wos] = await Promise.all([
-      getAll<Anomaly>("anomalies", { status: "open" }, 1000),
+    // Open anomalies one severity at a time (filtered by the API), so each count holds up to its own cap.
+    const [perSeverity, recent, wos] = await Promise.all([
+      Promise.all(SEVERITIES.map((severity) => getAll<Anomaly>("anomalies", { status: "open", severity }, 1000))),
       getPage<Anomaly>("anomalies", { status: "closed", limit: 8 }),
       mayWorkOrders ? getPage<WorkOrder>("work-orders", { source: "auto", limit: 100 }) : Promise.resolve({ items: [] as WorkOrder[] }),
     ]);
-    return { open, recent: recent.items, autoWos: wos.items.filter((w) => ACTIVE_WO.includes(w.status)) };
+    const open = perSeverity.flat().sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id));
+    const counts = new Map<string, number>(SEVERITIES.map((s, i) => [s, perSeverity[i].length]));
+    return { open, counts, recent: recent.items, autoWos: wos.items.filter((w) => ACTIVE_WO.includes(w.status)) };
   }, [mayWorkOrders]);
 
   const readings = useAsync(async (signal) => {
@@ -86,7 +89,7 @@ export function Dashboard() {
   const sensorName = useMemo(() => new Map((readings.data?.latest ?? []).map((l) => [l.sensorId, l] as const)), [readings.data]);
   const assetName = (id: string) => eqMap?.get(id)?.name ?? "Asset";
 
-  const bySeverity = SEVERITIES.map((s) => ({ s, n: (open ?? []).filter((a) => a.severity === s).length }));
+  const bySeverity = SEVERITIES.map((s) => ({ s, n: events.data?.counts.get(s) ?? 0 }));
   const healthCount = (h: Health) => assets.filter((a) => a.health === h).length;
 
   return (

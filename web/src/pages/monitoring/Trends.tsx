@@ -1,7 +1,7 @@
-// The trend explorer ("/trends"): sensors grouped by asset, range presets, drag-to-zoom re-fetching the right resolution, anomaly markers, limits, live tail by polling, CSV; state in the URL.
+// The trend explorer ("/trends"): sensors grouped by asset, range presets, drag-to-zoom re-fetching the right resolution, anomaly markers, limits, live tail pushed over /readings/ws (polling when the socket cannot connect), CSV; state in the URL.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { download, get, getPage, messageOf } from "../../api";
+import { accessToken, download, get, getPage, messageOf, refreshSession } from "../../api";
 import { useAuth } from "../../auth";
 import { useLiveEvents } from "../../live";
 import { fmtNumber, fmtTime, humanize } from "../../format";
@@ -31,6 +31,69 @@ interface Loaded {
   from: number;
   to: number;
   fetchMs: number;
+  /** Read for a range ending now (the live tail may extend it). */
+  live: boolean;
+}
+
+/** A sensor's plotted buckets (start seconds, average, readings), extended in place by the live tail. */
+interface Track {
+  x: number[];
+  y: number[];
+  n: number[];
+  /** Bucket width of the loaded series: pushed readings are averaged into buckets this wide. */
+  width: number;
+}
+
+/** A frame of /api/v1/readings/ws. */
+interface TailFrame {
+  sensorId: string;
+  points: Array<[number, number]>;
+}
+
+function tracksOf(loaded: Loaded): Map<string, Track> {
+  const out = new Map<string, Track>();
+  for (const t of loaded.series) {
+    const n = t.buckets.length;
+    const track: Track = { x: new Array<number>(n), y: new Array<number>(n), n: new Array<number>(n), width: Math.max(t.bucketSeconds, 0.001) };
+    for (let k = 0; k < n; k++) {
+      const b = t.buckets[k];
+      track.x[k] = Date.parse(b.ts) / 1000;
+      track.y[k] = b.avg;
+      track.n[k] = Math.max(1, b.count);
+    }
+    out.set(t.sensorId, track);
+  }
+  return out;
+}
+
+/** Adds pushed readings to a track: into its last bucket while they fall in it, else into new buckets on the same grid. */
+function extend(track: Track, points: Array<[number, number]>) {
+  for (const [ms, value] of points) {
+    const t = ms / 1000;
+    const last = track.x.length - 1;
+    if (last >= 0 && t < track.x[last]) continue; // older than what is plotted: a late reading, left to the next full read
+    if (last >= 0 && t < track.x[last] + track.width) {
+      const n = track.n[last];
+      track.y[last] = (track.y[last] * n + value) / (n + 1);
+      track.n[last] = n + 1;
+    } else {
+      const start = last >= 0 ? track.x[last] + Math.floor((t - track.x[last]) / track.width) * track.width : t;
+      track.x.push(start);
+      track.y.push(value);
+      track.n.push(1);
+    }
+  }
+}
+
+/** Drops the buckets that fell out of the window on the left. */
+function trim(track: Track, from: number) {
+  let i = 0;
+  while (i < track.x.length && track.x[i] + track.width <= from) i++;
+  if (i > 0) {
+    track.x.splice(0, i);
+    track.y.splice(0, i);
+    track.n.splice(0, i);
+  }
 }
 
 export function Trends() {
@@ -101,7 +164,7 @@ export function Trends() {
     try {
       const series = await fetchTrends(ids, { from: new Date(from * 1000).toISOString(), to: new Date(to * 1000).toISOString(), maxPoints });
       if (mine !== gen.current) return;
-      setLoaded({ series, from, to, fetchMs: performance.now() - t0 });
+      setLoaded({ series, from, to, fetchMs: performance.now() - t0, live: !absolute });
       setError(undefined);
     } catch (e) {
       if (mine === gen.current) setError(e);
@@ -114,16 +177,116 @@ export function Trends() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [idsKey, absolute?.[0], absolute?.[1], preset.seconds, maxPoints, width]);
 
+  // Live tail. The range ends now: new readings are pushed over /api/v1/readings/ws and appended to the
+  // loaded buckets, the window sliding on (what falls out on the left is dropped). When the socket
+  // cannot connect (or drops), the range is re-read every few seconds instead, and pushing is tried
+  // again every minute.
+  const [mode, setMode] = useState<"push" | "poll">("push");
+  const [connected, setConnected] = useState(false);
+  const [attempt, setAttempt] = useState(0);
+  const failures = useRef(0);
+  useEffect(() => {
+    failures.current = 0;
+    setMode("push");
+  }, [idsKey, live]);
   useEffect(() => {
     void load();
-    if (!live) return;
-    // Live tail: the range ends now, so re-read it every few seconds (readings are not pushed over the WebSocket).
+  }, [load]);
+  useEffect(() => {
+    if (!live || mode !== "poll") return;
     const every = Math.min(60, Math.max(5, preset.seconds / 360)) * 1000;
     const t = setInterval(() => {
       if (!document.hidden && !inflight.current) void load();
     }, every);
-    return () => clearInterval(t);
-  }, [load, live, preset.seconds]);
+    const again = setTimeout(() => {
+      failures.current = 0;
+      setMode("push");
+    }, 60_000);
+    return () => {
+      clearInterval(t);
+      clearTimeout(again);
+    };
+  }, [load, live, preset.seconds, mode]);
+
+  const tracks = useRef<Map<string, Track>>(new Map());
+  const [view, setView] = useState<{ from: number; to: number; version: number } | undefined>(undefined);
+  useEffect(() => {
+    if (!loaded) return;
+    tracks.current = tracksOf(loaded);
+    setView({ from: loaded.from, to: loaded.to, version: 0 });
+  }, [loaded]);
+
+  useEffect(() => {
+    if (!live || !loaded?.live || mode !== "push" || !loaded.series.length) return;
+    const token = accessToken();
+    if (!token) {
+      setMode("poll");
+      return;
+    }
+    const span = loaded.to - loaded.from;
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const query = new URLSearchParams({ sensorIds: loaded.series.map((t) => t.sensorId).join(","), after: new Date(loaded.to * 1000).toISOString() });
+    const ws = new WebSocket(`${proto}://${location.host}/api/v1/readings/ws?${query}`, ["bearer", token]);
+    let opened = false;
+    let done = false;
+    let flush: ReturnType<typeof setTimeout> | undefined;
+    const pending: TailFrame[] = [];
+    const apply = () => {
+      flush = undefined;
+      const to = Math.max(Date.now() / 1000, loaded.to);
+      const from = to - span;
+      for (const f of pending.splice(0)) {
+        const track = tracks.current.get(f.sensorId);
+        if (track) extend(track, f.points);
+      }
+      for (const track of tracks.current.values()) trim(track, from);
+      setView((v) => ({ from, to, version: (v?.version ?? 0) + 1 }));
+    };
+    ws.onopen = () => {
+      opened = true;
+      failures.current = 0;
+      setConnected(true);
+    };
+    ws.onmessage = (m) => {
+      try {
+        const f = JSON.parse(String(m.data)) as TailFrame;
+        if (typeof f.sensorId !== "string" || !Array.isArray(f.points)) return;
+        pending.push(f);
+        flush ??= setTimeout(apply, 250);
+      } catch {
+        // Not a readings frame: ignore.
+      }
+    };
+    ws.onclose = () => {
+      setConnected(false);
+      if (done) return;
+      if (opened) {
+        // Dropped (server restart, network): poll, re-reading now; pushing is tried again later.
+        setMode("poll");
+        void load();
+      } else if (++failures.current === 1) {
+        // Refused before opening: most likely an expired token; refresh it and try once more.
+        void refreshSession(token).finally(() => setAttempt((a) => a + 1));
+      } else {
+        setMode("poll");
+      }
+    };
+    // The window slides even when nothing new arrives.
+    const slide = setInterval(
+      () => {
+        if (!document.hidden && !flush) apply();
+      },
+      Math.min(30, Math.max(1, span / 600)) * 1000,
+    );
+    return () => {
+      done = true;
+      clearTimeout(flush);
+      clearInterval(slide);
+      setConnected(false);
+      ws.close();
+    };
+  }, [loaded, live, mode, attempt, load]);
+  const liveMode = connected ? "pushed" : mode === "poll" ? "polling" : "connecting";
 
   // Anomalies of the selected sensors, for the markers.
   const anomalies = useAsync(
@@ -140,32 +303,30 @@ export function Trends() {
     () =>
       (loaded?.series ?? []).map((t, i) => {
         const s = sensorById.get(t.sensorId);
-        const n = t.buckets.length;
-        const x = new Float64Array(n);
-        const y = new Float64Array(n);
-        for (let k = 0; k < n; k++) {
-          const b = t.buckets[k];
-          x[k] = Date.parse(b.ts) / 1000;
-          y[k] = b.avg;
-        }
+        const track = view ? tracks.current.get(t.sensorId) : undefined;
+        const x = Float64Array.from(track?.x ?? []);
+        const y = Float64Array.from(track?.y ?? []);
         const asset = s ? equipment.data?.get(s.equipmentId)?.name : undefined;
         return { label: s ? `${asset ? `${asset} · ` : ""}${s.name}` : t.sensorId.slice(0, 8), unit: s?.unit, color: PALETTE[i % PALETTE.length], x, y };
       }),
-    [loaded, sensorById, equipment.data],
+    // `view` changes whenever the tracks do.
+    [loaded, view, sensorById, equipment.data],
   );
-  const xRange = useMemo<[number, number] | undefined>(() => (loaded ? [loaded.from, loaded.to] : undefined), [loaded]);
+  const xRange = useMemo<[number, number] | undefined>(() => (view ? [view.from, view.to] : loaded ? [loaded.from, loaded.to] : undefined), [view, loaded]);
 
   const markers: ChartMarker[] = useMemo(() => {
-    if (!loaded) return [];
+    if (!xRange) return [];
+    const [lo, hi] = xRange;
     return (anomalies.data ?? [])
-      .map((a) => ({ a, from: sec(a.startedAt), to: a.endedAt ? sec(a.endedAt) : loaded.to }))
-      .filter((m) => m.to >= loaded.from && m.from <= loaded.to)
+      .map((a) => ({ a, from: sec(a.startedAt), to: a.endedAt ? sec(a.endedAt) : hi }))
+      .filter((m) => m.to >= lo && m.from <= hi)
       .map(({ a, from, to }) => ({ from, to, color: SEVERITY_COLOR[a.severity]?.[0], strip: SEVERITY_COLOR[a.severity]?.[1] }));
-  }, [anomalies.data, loaded]);
+  }, [anomalies.data, xRange]);
   const visibleAnomalies = useMemo(() => {
-    if (!loaded) return [];
-    return (anomalies.data ?? []).filter((a) => (a.endedAt ? sec(a.endedAt) : loaded.to) >= loaded.from && sec(a.startedAt) <= loaded.to);
-  }, [anomalies.data, loaded]);
+    if (!xRange) return [];
+    const [lo, hi] = xRange;
+    return (anomalies.data ?? []).filter((a) => (a.endedAt ? sec(a.endedAt) : hi) >= lo && sec(a.startedAt) <= hi);
+  }, [anomalies.data, xRange]);
 
   const limits: ChartLimit[] = useMemo(() => {
     const out: ChartLimit[] = [];
@@ -247,7 +408,7 @@ export function Trends() {
         <section className="card mon-trend-main">
           <div className="mon-trend-status" data-testid="trend-status">
             {live ? (
-              <span className="mon-live" title="Re-read every few seconds">
+              <span className="mon-live" data-live={liveMode} title={liveMode === "pushed" ? "New readings are pushed as they are stored" : liveMode === "polling" ? "Re-read every few seconds (the live socket is unavailable)" : "Connecting the live tail"}>
                 live · last {preset.label}
               </span>
             ) : (

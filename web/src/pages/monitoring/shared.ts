@@ -1,104 +1,13 @@
 // Shapes and helpers of the monitoring area (anomalies, sensors, trends), as the API sends them.
 import { getAll, get } from "../../api";
 import { fmtDuration } from "../../format";
+import type { Anomaly, Equipment, TrendSeries } from "../../types";
 
-export interface Anomaly {
-  id: string;
-  sensorId: string;
-  equipmentId: string;
-  kind: string;
-  detector: string;
-  status: "open" | "closed";
-  severity: "low" | "medium" | "high" | "critical";
-  score: number;
-  startedAt: string;
-  endedAt?: string | null;
-  peakValue: number;
-  baseline?: number | null;
-  points: number;
-  details: Record<string, unknown>;
-  workOrderId?: string | null;
-  createdAt: string;
-  failureMode?: string | null;
-  verdict?: string | null;
-  suppressedReason?: string | null;
-  suppressedUntil?: string | null;
-}
-
-export interface Sensor {
-  id: string;
-  deviceId: string;
-  equipmentId: string;
-  metric: string;
-  name: string;
-  unit: string;
-  minValue?: number | null;
-  maxValue?: number | null;
-  createdAt: string;
-}
-
-export interface LatestValue {
-  sensorId: string;
-  equipmentId: string;
-  deviceId: string;
-  metric: string;
-  name: string;
-  unit: string;
-  ts?: string | null;
-  value?: number | null;
-}
-
-export interface Equipment {
-  id: string;
-  parentId?: string | null;
-  name: string;
-  assetTag: string;
-  location: string;
-  criticality: string;
-  status: string;
-}
-
-export interface Bucket {
-  ts: string;
-  min: number;
-  avg: number;
-  max: number;
-  count: number;
-}
-
-export interface TrendSeries {
-  sensorId: string;
-  from: string;
-  to: string;
-  resolution: "raw" | "1m" | "1h";
-  bucketSeconds: number;
-  lttb: boolean;
-  rowsScanned: number;
-  buckets: Bucket[];
-}
-
-export interface WorkOrder {
-  id: string;
-  code: string;
-  title: string;
-  status: string;
-  priority: string;
-  source: string;
-  equipmentId?: string | null;
-  sensorId?: string | null;
-  anomalyId?: string | null;
-  occurrenceCount: number;
-  lastOccurrenceAt?: string | null;
-  createdAt: string;
-  failureMode?: string | null;
-  evidence?: Record<string, unknown> | null;
-  verdict?: string | null;
-}
+export type { Anomaly, Bucket, Equipment, LatestValue, Sensor, TrendSeries, WorkOrder } from "../../types";
+export { ACTIVE_WO } from "../../types";
 
 export const SEVERITIES = ["critical", "high", "medium", "low"] as const;
 export const KINDS = ["high", "low", "out_of_range", "stuck", "drift", "no_data", "multivariate", "predicted_high", "predicted_low"];
-/** Work-order statuses that still need work. */
-export const ACTIVE_WO = ["open", "in_progress", "on_hold"];
 /** The API's limit of sensors per multi-sensor trend call and of points per series. */
 export const MAX_SENSORS = 20;
 export const MAX_POINTS = 10_000;

@@ -2,14 +2,15 @@
 // drag and drop or by each card's "Move to…" menu, only along the moves the
 // status machine allows; filters live in the URL; live events keep it current.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Link, useSearchParams } from "react-router-dom";
+import { Link } from "react-router-dom";
 import { getPage, messageOf, post, type Query } from "../../api";
 import { useAuth } from "../../auth";
 import { fmtTime, humanize } from "../../format";
 import { useLiveEvents } from "../../live";
 import type { User } from "../../types";
-import { Badge, ErrorBox, Loading, PageHeader } from "../../ui/common";
-import { MoveDialog, needsDialog, nextOf, refusalText, useEquipment, useStatusMachine, useUsers } from "./shared";
+import { Badge, ErrorBox, Loading, Options, PageHeader } from "../../ui/common";
+import { useQueryState, useSearchText } from "../../ui/useQueryState";
+import { MoveDialog, needsDialog, NewWorkOrderLink, nextOf, refusalText, useEquipment, useStatusMachine, useUsers } from "./shared";
 import { PRIORITIES, type Equipment, type Status, type StatusInfo, type WorkOrder } from "./types";
 
 interface Column {
@@ -23,22 +24,9 @@ const PAGE = 50;
 
 /** Board filters from the URL. */
 function useBoardFilters() {
-  const [params, setParams] = useSearchParams();
-  const f = {
-    mine: params.get("mine") === "1",
-    priority: params.get("priority") ?? "",
-    equipmentId: params.get("equipmentId") ?? "",
-    q: params.get("q") ?? "",
-    closed: params.get("closed") === "1",
-  };
-  const set = (k: string, v: string | boolean) => {
-    const next = new URLSearchParams(params);
-    const s = typeof v === "boolean" ? (v ? "1" : "") : v;
-    if (s) next.set(k, s);
-    else next.delete(k);
-    setParams(next, { replace: k === "q" });
-  };
-  return { f, set };
+  const [q, set] = useQueryState(["mine", "priority", "equipmentId", "q", "closed"] as const, (p) => "q" in p);
+  const f = { ...q, mine: q.mine === "1", closed: q.closed === "1" };
+  return { f, set: (k: keyof typeof q, v: string | boolean) => set({ [k]: v }) };
 }
 
 export function Board() {
@@ -52,7 +40,8 @@ export function Board() {
   const [hover, setHover] = useState<Status | null>(null);
   const [notice, setNotice] = useState<{ text: string; bad: boolean } | null>(null);
   const [dialog, setDialog] = useState<{ wo: WorkOrder; to: Status } | null>(null);
-  const [search, setSearch] = useState(f.q);
+  // The search box follows the URL (back button) and writes to it once typing pauses.
+  const [search, setSearch] = useSearchText(f.q, (text) => set("q", text));
   const gen = useRef(0);
   const mayMove = can("work_orders:update");
 
@@ -88,14 +77,6 @@ export function Board() {
 
   useEffect(reloadAll, [reloadAll]);
 
-  // Keep the search box in step with the URL (back button).
-  useEffect(() => setSearch(f.q), [f.q]);
-  useEffect(() => {
-    if (search === f.q) return;
-    const t = setTimeout(() => set("q", search.trim()), 400);
-    return () => clearTimeout(t);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [search]);
 
   /** Whether a work order belongs on the board under the current filters (search needs the server). */
   const matches = useCallback(
@@ -180,23 +161,14 @@ export function Board() {
         <Link className="btn" to={`/work-orders/list`}>
           List view
         </Link>
-        {can("work_orders:create") && (
-          <Link className="btn primary" to="/work-orders/new">
-            New work order
-          </Link>
-        )}
+        <NewWorkOrderLink />
       </PageHeader>
       <div className="filters" role="search">
         <label className="wo-check">
           <input type="checkbox" checked={f.mine} onChange={(e) => set("mine", e.target.checked)} /> Assigned to me
         </label>
         <select aria-label="Priority" value={f.priority} onChange={(e) => set("priority", e.target.value)}>
-          <option value="">Any priority</option>
-          {PRIORITIES.map((p) => (
-            <option key={p} value={p}>
-              {humanize(p)}
-            </option>
-          ))}
+          <Options values={PRIORITIES} any="Any priority" />
         </select>
         <select aria-label="Asset" value={f.equipmentId} onChange={(e) => set("equipmentId", e.target.value)} className="wo-asset-filter">
           <option value="">Any asset</option>
@@ -394,12 +366,7 @@ function BoardCard({ wo, machine, mayMove, users, equipment, dragging, onDragSta
               if (e.target.value) onMove(wo, e.target.value as Status);
             }}
           >
-            <option value="">Move to…</option>
-            {next.map((s) => (
-              <option key={s} value={s}>
-                {humanize(s)}
-              </option>
-            ))}
+            <Options values={next} any="Move to…" />
           </select>
         )}
       </div>

@@ -1,5 +1,6 @@
 // Sections of the work-order detail page: checklist, comments, time logs,
-// attachments, parts, downtime and the history built from them.
+// attachments, parts, downtime and the history (status steps with their
+// notes, plus comments, time logs and attachments).
 import { useState } from "react";
 import { del, download, get, getPage, patch, post, postForm, put } from "../../api";
 import { useAuth } from "../../auth";
@@ -589,32 +590,57 @@ export function DowntimeSection({ wo, tick, users }: SectionProps) {
 interface HistoryEntry {
   at: string;
   text: string;
+  /** The note given with a status change. */
+  note?: string;
+  /** A status step (from GET work-orders/{id}/history), for tests and styling. */
+  step?: boolean;
+}
+
+/** One status step of GET /api/v1/work-orders/{id}/history. */
+interface StatusStep {
+  fromStatus: string | null;
+  toStatus: string;
+  changedBy: string | null;
+  changedByName?: string;
+  note: string;
+  createdAt: string;
+}
+
+function stepText(step: StatusStep, wo: WorkOrder, users: Map<string, User>): string {
+  const who = step.changedBy ? (step.changedByName ?? userName(users, step.changedBy)) : "Analytics";
+  const to = humanize(step.toStatus).toLowerCase();
+  if (!step.fromStatus) return `Created (${to}) by ${step.changedBy ? who : wo.source === "auto" ? "analytics" : "a service"}`;
+  const verdict = step.toStatus === "completed" && wo.verdict ? ` (${humanize(wo.verdict).toLowerCase()})` : "";
+  return `${who} moved it from ${humanize(step.fromStatus).toLowerCase()} to ${to}${verdict}`;
 }
 
 /**
- * What happened to the work order, newest first, assembled from its
- * comments, time logs, attachments and timestamps (the API has no status
- * history endpoint yet).
+ * What happened to the work order, newest first: its status steps with
+ * their notes (the status history), comments, time logs and attachments.
  */
 export function HistorySection({ wo, tick, users }: SectionProps) {
   const data = useAsync(
     async (s) => {
-      const [comments, sheet, files] = await Promise.all([
+      const [steps, comments, sheet, files] = await Promise.all([
+        get<StatusStep[]>(`work-orders/${wo.id}/history`, undefined, s),
         get<Comment[]>(`work-orders/${wo.id}/comments`, undefined, s).catch(() => [] as Comment[]),
         get<TimeSheet>(`work-orders/${wo.id}/time-logs`, undefined, s).catch(() => ({ entries: [], totalMinutes: 0 }) as TimeSheet),
         get<Attachment[]>(`work-orders/${wo.id}/attachments`, undefined, s).catch(() => [] as Attachment[]),
       ]);
-      return { comments, sheet, files };
+      return { steps, comments, sheet, files };
     },
-    [wo.id, tick],
+    // `updatedAt`: a status change re-reads the steps even without a live event.
+    [wo.id, wo.updatedAt, tick],
   );
-  const out: HistoryEntry[] = [{ at: wo.createdAt, text: `Created ${wo.source === "auto" ? "by analytics" : `by ${userName(users, wo.requestedBy, "someone")}`}` }];
+  const out: HistoryEntry[] = [];
+  const steps = data.data?.steps ?? [];
+  for (const st of steps) out.push({ at: st.createdAt, text: stepText(st, wo, users), note: st.note || undefined, step: true });
+  // Until the steps load (or if they cannot be read): when it was created.
+  if (!steps.length) out.push({ at: wo.createdAt, text: `Created ${wo.source === "auto" ? "by analytics" : `by ${userName(users, wo.requestedBy, "someone")}`}` });
   if (wo.source === "auto" && wo.lastOccurrenceAt && wo.occurrenceCount > 1) out.push({ at: wo.lastOccurrenceAt, text: `Anomaly seen again (${wo.occurrenceCount} times in all)` });
   for (const c of data.data?.comments ?? []) out.push({ at: c.createdAt, text: `${c.authorId ? userName(users, c.authorId) : "Analytics"} commented` });
   for (const t of data.data?.sheet.entries ?? []) out.push({ at: t.createdAt, text: `${userName(users, t.userId)} logged ${fmtDuration(t.minutes * 60)}` });
   for (const f of data.data?.files ?? []) out.push({ at: f.createdAt, text: `${f.uploadedBy ? userName(users, f.uploadedBy) : "A service"} attached ${f.filename}` });
-  if (wo.completedAt) out.push({ at: wo.completedAt, text: `Completed${wo.verdict ? ` (${humanize(wo.verdict).toLowerCase()})` : ""}` });
-  out.push({ at: wo.updatedAt, text: `Last change: now ${humanize(wo.status).toLowerCase()}` });
   out.sort((a, b) => b.at.localeCompare(a.at));
   return (
     <Card title="History">
@@ -624,9 +650,17 @@ export function HistorySection({ wo, tick, users }: SectionProps) {
       ) : (
         <ul className="wo-list wo-timeline" data-testid="wo-history">
           {out.map((h, i) => (
-            <li key={i}>
+            <li key={i} data-testid={h.step ? "wo-status-step" : undefined}>
               <time dateTime={h.at}>{fmtTime(h.at)}</time>
-              <span>{h.text}</span>
+              <span>
+                {h.text}
+                {h.note && (
+                  <>
+                    <br />
+                    <span className="muted small">“{h.note}”</span>
+                  </>
+                )}
+              </span>
             </li>
           ))}
         </ul>

@@ -1,41 +1,30 @@
 // The work-order list (/work-orders/list): a filterable, paged table with
 // CSV export of everything the filters match. Filters live in the URL.
 import { useEffect, useMemo, useState } from "react";
-import { Link, useSearchParams } from "react-router-dom";
+import { Link } from "react-router-dom";
 import { download, type Query } from "../../api";
 import { useAuth } from "../../auth";
 import { fmtTime, humanize } from "../../format";
 import { useLiveEvents } from "../../live";
-import { Badge, Empty, ErrorBox, LoadMore, Loading, PageHeader } from "../../ui/common";
+import { Badge, Empty, ErrorBox, LoadMore, Loading, Options, PageHeader } from "../../ui/common";
 import { usePaged } from "../../ui/hooks";
-import { useEquipment, useStatusMachine, useUsers, userName } from "./shared";
+import { useQueryState, useSearchText } from "../../ui/useQueryState";
+import { NewWorkOrderLink, useEquipment, useStatusMachine, useUsers, userName } from "./shared";
 import { KINDS, PRIORITIES, SOURCES, type WorkOrder } from "./types";
 
 const KEYS = ["status", "priority", "kind", "source", "assignee", "q"] as const;
 
 export function WorkOrderList() {
-  const { me, can } = useAuth();
-  const [params, setParams] = useSearchParams();
+  const { me } = useAuth();
+  const [f, setParams] = useQueryState(KEYS, (p) => "q" in p);
   const machine = useStatusMachine();
   const { users, byId } = useUsers();
   const equipment = useEquipment();
-  const f = Object.fromEntries(KEYS.map((k) => [k, params.get(k) ?? ""])) as Record<(typeof KEYS)[number], string>;
-  const [search, setSearch] = useState(f.q);
+  // The search box follows the URL (back button) and writes to it once typing pauses.
+  const [search, setSearch] = useSearchText(f.q, (text) => set("q", text));
   const [exporting, setExporting] = useState<unknown>(null);
 
-  const set = (k: string, v: string) => {
-    const next = new URLSearchParams(params);
-    if (v) next.set(k, v);
-    else next.delete(k);
-    setParams(next, { replace: k === "q" });
-  };
-  useEffect(() => setSearch(f.q), [f.q]);
-  useEffect(() => {
-    if (search === f.q) return;
-    const t = setTimeout(() => set("q", search.trim()), 400);
-    return () => clearTimeout(t);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [search]);
+  const set = (k: (typeof KEYS)[number], v: string) => setParams({ [k]: v });
 
   const query = useMemo<Query>(
     () => ({
@@ -78,11 +67,7 @@ export function WorkOrderList() {
         <button type="button" className="btn" onClick={() => void exportCsv()}>
           Export CSV
         </button>
-        {can("work_orders:create") && (
-          <Link className="btn primary" to="/work-orders/new">
-            New work order
-          </Link>
-        )}
+        <NewWorkOrderLink />
       </PageHeader>
       <div className="filters" role="search">
         <select aria-label="Status" value={f.status} onChange={(e) => set("status", e.target.value)}>
@@ -94,28 +79,13 @@ export function WorkOrderList() {
           ))}
         </select>
         <select aria-label="Priority" value={f.priority} onChange={(e) => set("priority", e.target.value)}>
-          <option value="">Any priority</option>
-          {PRIORITIES.map((p) => (
-            <option key={p} value={p}>
-              {humanize(p)}
-            </option>
-          ))}
+          <Options values={PRIORITIES} any="Any priority" />
         </select>
         <select aria-label="Kind" value={f.kind} onChange={(e) => set("kind", e.target.value)}>
-          <option value="">Any kind</option>
-          {KINDS.map((k) => (
-            <option key={k} value={k}>
-              {humanize(k)}
-            </option>
-          ))}
+          <Options values={KINDS} any="Any kind" />
         </select>
         <select aria-label="Source" value={f.source} onChange={(e) => set("source", e.target.value)}>
-          <option value="">Auto and manual</option>
-          {SOURCES.map((s) => (
-            <option key={s} value={s}>
-              {humanize(s)}
-            </option>
-          ))}
+          <Options values={SOURCES} any="Auto and manual" />
         </select>
         <select aria-label="Assignee" value={f.assignee} onChange={(e) => set("assignee", e.target.value)}>
           <option value="">Anyone</option>
@@ -130,7 +100,7 @@ export function WorkOrderList() {
         </select>
         <input type="search" aria-label="Search work orders" placeholder="Search title or description" value={search} onChange={(e) => setSearch(e.target.value)} />
         {filtered && (
-          <button type="button" className="btn small" onClick={() => setParams(new URLSearchParams())}>
+          <button type="button" className="btn small" onClick={() => setParams(Object.fromEntries(KEYS.map((k) => [k, ""])), false)}>
             Clear filters
           </button>
         )}

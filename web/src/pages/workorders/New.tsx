@@ -5,10 +5,10 @@ import { useEffect, useRef, useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { ApiError, post } from "../../api";
 import { useAuth } from "../../auth";
-import { humanize } from "../../format";
-import { ErrorBox, Field, PageHeader } from "../../ui/common";
+import { ErrorBox, Field, Options, PageHeader } from "../../ui/common";
 import { EquipmentPicker } from "./EquipmentPicker";
-import { fieldMap, useUsers } from "./shared";
+import { fieldMap, hasFieldErrors } from "../../ui/forms";
+import { useUsers } from "./shared";
 import { KINDS, PRIORITIES, type Kind, type Priority, type WorkOrder } from "./types";
 
 interface Item {
@@ -85,21 +85,13 @@ export function NewWorkOrder() {
         <div className="grid cols-2">
           <Field label="Kind" error={errors.kind}>
             <select value={kind} onChange={(e) => setKind(e.target.value as Kind)}>
-              {KINDS.map((k) => (
-                <option key={k} value={k}>
-                  {humanize(k)}
-                </option>
-              ))}
+              <Options values={KINDS} />
             </select>
           </Field>
           {!requester && (
             <Field label="Priority" error={errors.priority}>
               <select value={priority} onChange={(e) => setPriority(e.target.value as Priority)}>
-                {PRIORITIES.map((p) => (
-                  <option key={p} value={p}>
-                    {humanize(p)}
-                  </option>
-                ))}
+                <Options values={PRIORITIES} />
               </select>
             </Field>
           )}
@@ -174,7 +166,7 @@ export function NewWorkOrder() {
             {other.map((f) => `${f.field}: ${f.message}`).join("; ")}
           </div>
         )}
-        {error && !(error instanceof ApiError && error.fieldErrors.length) ? <ErrorBox error={error} /> : null}
+        {error && !hasFieldErrors(error) ? <ErrorBox error={error} /> : null}
         <div className="row">
           <button type="submit" className="btn primary" disabled={busy}>
             {busy ? "Creating…" : "Create work order"}

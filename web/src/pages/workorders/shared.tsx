@@ -1,15 +1,19 @@
 // Pieces the work-order pages share: the status machine, name look-ups
-// (users, equipment, failure codes), the status-move dialog (completion
-// needs, cancellation) and small helpers for 422 field errors.
-import { useEffect, useRef, useState, type ReactNode } from "react";
+// (users, equipment, failure codes) and the status-move dialog (completion
+// needs, cancellation). fieldMap is re-exported from ../../ui/forms.
+import { useState } from "react";
 import { Link } from "react-router-dom";
 import { ApiError, get, getAll, patch, post } from "../../api";
 import { useAuth } from "../../auth";
 import { humanize } from "../../format";
 import type { User } from "../../types";
 import { ErrorBox } from "../../ui/common";
+import { fieldMap, hasFieldErrors } from "../../ui/forms";
+import { Modal } from "../../ui/Modal";
 import { useAsync } from "../../ui/hooks";
 import type { Equipment, FailureCode, Kind, Status, StatusInfo, Verdict, WorkOrder } from "./types";
+
+export { fieldMap } from "../../ui/forms";
 
 /** Memoized loads shared by every page of the area (one request per session). */
 const cache = new Map<string, Promise<unknown>>();
@@ -68,13 +72,6 @@ export function useFailureCodes() {
   return useAsync(() => once("failure-codes", () => get<FailureCode[]>("failure-codes", { active: true })), []);
 }
 
-/** 422 field errors as field → message (first message per field). */
-export function fieldMap(e: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (e instanceof ApiError) for (const f of e.fieldErrors) out[f.field] ??= f.message;
-  return out;
-}
-
 /** Failure codes completing `kind` needs (none for a false alarm). */
 export function codesNeeded(kind: Kind, falseAlarm: boolean): Array<"problemCode" | "causeCode" | "remedyCode"> {
   if (falseAlarm) return [];
@@ -95,36 +92,6 @@ export const STATUS_VERB: Partial<Record<Status, string>> = {
 /** Moves that need the dialog (what completing needs; a reason to cancel). */
 export function needsDialog(to: Status): boolean {
   return to === "completed" || to === "cancelled";
-}
-
-/** A modal dialog on the native <dialog> element (focus trap, Escape closes). */
-export function Modal({ title, onClose, children, testId }: { title: string; onClose: () => void; children: ReactNode; testId?: string }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const d = ref.current;
-    if (d && !d.open) d.showModal();
-    return () => d?.close();
-  }, []);
-  return (
-    <dialog
-      ref={ref}
-      className="wo-modal"
-      aria-labelledby="wo-modal-title"
-      data-testid={testId}
-      onCancel={(e) => {
-        e.preventDefault();
-        onClose();
-      }}
-    >
-      <div className="wo-modal-head">
-        <h2 id="wo-modal-title">{title}</h2>
-        <button type="button" className="btn small" aria-label="Close" onClick={onClose}>
-          ✕
-        </button>
-      </div>
-      {children}
-    </dialog>
-  );
 }
 
 const CODE_FIELDS: Array<{ field: "problemCode" | "causeCode" | "remedyCode"; kind: FailureCode["kind"]; label: string }> = [
@@ -245,8 +212,8 @@ export function MoveDialog({ wo, to, onClose, onMoved }: { wo: WorkOrder; to: St
             </div>
           </div>
         )}
-        {error && !(error instanceof ApiError && error.fieldErrors.length) ? <ErrorBox error={error} /> : null}
-        {error instanceof ApiError && error.fieldErrors.length > 0 && elsewhere.length === 0 ? (
+        {error && !hasFieldErrors(error) ? <ErrorBox error={error} /> : null}
+        {hasFieldErrors(error) && elsewhere.length === 0 ? (
           <p className="field-error" role="alert">
             Check the fields marked above.
           </p>
@@ -261,6 +228,17 @@ export function MoveDialog({ wo, to, onClose, onMoved }: { wo: WorkOrder; to: St
         </div>
       </form>
     </Modal>
+  );
+}
+
+/** The page header's "New work order" button, for those who may create one. */
+export function NewWorkOrderLink() {
+  const { can } = useAuth();
+  if (!can("work_orders:create")) return null;
+  return (
+    <Link className="btn primary" to="/work-orders/new">
+      New work order
+    </Link>
   );
 }
 

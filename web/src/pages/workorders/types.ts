@@ -1,64 +1,15 @@
-// Shapes of the work-order area as the API sends them (camelCase JSON).
+// Shapes of the work-order area as the API sends them (camelCase JSON); the work order,
+// anomaly, equipment, part and failure-code shapes are shared (../../types).
+import type { Anomaly, Priority, WorkOrder, WorkOrderKind, WorkOrderSource, WorkOrderStatus } from "../../types";
 
-export type Status = "open" | "in_progress" | "on_hold" | "completed" | "verified" | "cancelled";
-export type Kind = "corrective" | "preventive" | "inspection" | "emergency";
-export type Priority = "low" | "medium" | "high" | "critical";
-export type Source = "manual" | "auto";
-export type Verdict = "true_alarm" | "false_alarm";
+export type { Anomaly, Equipment, EquipmentNode, FailureCode, Part, Priority, StockLocation, Verdict, WorkOrder } from "../../types";
+export type Status = WorkOrderStatus;
+export type Kind = WorkOrderKind;
+export type Source = WorkOrderSource;
 
 export const KINDS: Kind[] = ["corrective", "preventive", "inspection", "emergency"];
 export const PRIORITIES: Priority[] = ["low", "medium", "high", "critical"];
 export const SOURCES: Source[] = ["manual", "auto"];
-
-export interface WorkOrder {
-  id: string;
-  code: string;
-  number: number;
-  title: string;
-  description: string;
-  kind: Kind;
-  status: Status;
-  priority: Priority;
-  source: Source;
-  equipmentId?: string | null;
-  sensorId?: string | null;
-  anomalyId?: string | null;
-  occurrenceCount: number;
-  lastOccurrenceAt?: string | null;
-  requestedBy?: string | null;
-  assignedTo?: string | null;
-  assignees: string[];
-  problemCode?: string | null;
-  causeCode?: string | null;
-  remedyCode?: string | null;
-  dueAt?: string | null;
-  createdAt: string;
-  updatedAt: string;
-  completedAt?: string | null;
-  failureMode?: string | null;
-  evidence?: Record<string, unknown> | null;
-  verdict?: Verdict | null;
-}
-
-export interface Anomaly {
-  id: string;
-  sensorId: string;
-  equipmentId: string;
-  kind: string;
-  detector: string;
-  status: string;
-  severity: string;
-  score: number;
-  startedAt: string;
-  endedAt?: string | null;
-  peakValue: number;
-  baseline?: number | null;
-  points: number;
-  details: unknown;
-  workOrderId?: string | null;
-  failureMode?: string | null;
-  verdict?: string | null;
-}
 
 export interface WorkOrderDetail extends WorkOrder {
   anomaly?: Anomaly | null;
@@ -68,14 +19,6 @@ export interface WorkOrderDetail extends WorkOrder {
 export interface StatusInfo {
   status: Status;
   next: Status[];
-  active: boolean;
-}
-
-export interface FailureCode {
-  id: string;
-  kind: "problem" | "cause" | "remedy";
-  code: string;
-  description: string;
   active: boolean;
 }
 
@@ -139,22 +82,6 @@ export interface Downtime {
   recordedBy?: string | null;
 }
 
-export interface Part {
-  id: string;
-  sku: string;
-  name: string;
-  unit: string;
-  unitCostCents: number;
-  onHand: number;
-  reserved: number;
-  available: number;
-}
-
-export interface StockLocation {
-  id: string;
-  name: string;
-}
-
 export interface Reservation {
   id: string;
   workOrderId: string;
@@ -184,17 +111,3 @@ export interface WorkOrderParts {
   totalCostCents: number;
 }
 
-export interface Equipment {
-  id: string;
-  parentId?: string | null;
-  name: string;
-  assetTag: string;
-  description: string;
-  location: string;
-  criticality: string;
-  status: string;
-}
-
-export interface EquipmentNode extends Equipment {
-  children: EquipmentNode[];
-}
