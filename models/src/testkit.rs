@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use sqlx::migrate::MigrateDatabase;
+use sqlx::Connection;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -79,6 +80,19 @@ pub async fn test_db() -> TestDb {
     }
     if let Err(e) = Db::migrate(&url).await {
         panic!("migrations failed on {name}: {e}");
+    }
+    // A test that leaves a transaction idle while it waits on something
+    // else (say, a lock its own transaction holds) would hang the whole run;
+    // the server ends such a session after a minute, so the test fails
+    // instead, naming itself.
+    let guard = format!("ALTER DATABASE {name} SET idle_in_transaction_session_timeout = '60s'");
+    match sqlx::PgConnection::connect(&url).await {
+        Ok(mut conn) => {
+            if let Err(e) = sqlx::Executor::execute(&mut conn, guard.as_str()).await {
+                panic!("cannot set the idle-transaction guard on {name}: {e}");
+            }
+        }
+        Err(e) => panic!("cannot connect to {name}: {e}"),
     }
     let db = match Db::connect(&DbConfig {
         max_connections: 8,

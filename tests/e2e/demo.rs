@@ -18,10 +18,13 @@ async fn demo_on_a_self_managed_database() {
         demo: Some(DemoOptions {
             interval: Duration::from_millis(100),
             faults: false,
+            history: Duration::from_secs(30 * 60),
             ..DemoOptions::default()
         }),
         ..SystemConfig::local_test(String::new())
     };
+    let first_start = chrono::Utc::now();
+    let mut history_rows = None;
     for round in 0..2 {
         let running = system::start(config.clone()).await.unwrap();
         let demo = running.demo.clone().unwrap();
@@ -62,6 +65,32 @@ async fn demo_on_a_self_managed_database() {
             "round {round}: one site, not duplicated by a restart"
         );
         assert_eq!(roots[0]["children"].as_array().unwrap().len(), 3);
+
+        // Thirty minutes of history, one reading per second per sensor,
+        // written on the first start only; the detectors start after it.
+        let mut tx = running.db.tenant(demo.org_id).await.unwrap();
+        let (history, cursors, past_anomalies): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM readings WHERE ts < $1),
+                    (SELECT count(*) FROM analytics_cursors),
+                    (SELECT count(*) FROM anomalies WHERE started_at < $1)",
+        )
+        .bind(first_start)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        // The history ends when the seed ran, a few seconds after `first_start`.
+        assert!(
+            (12 * 1700..=12 * 1801).contains(&history),
+            "round {round}: 30 min of history for 12 sensors (got {history})"
+        );
+        let first = *history_rows.get_or_insert(history);
+        assert_eq!(history, first, "round {round}: the history is written once");
+        assert_eq!(
+            cursors, 12,
+            "round {round}: every sensor's detector starts after the history"
+        );
+        assert_eq!(past_anomalies, 0, "round {round}: nothing raised in the history");
         running.stop().await;
     }
     assert!(
