@@ -14,4 +14,3 @@ mod loop_to_work_order;
 mod shared_subscription;
 mod sparkplug;
 mod tenancy;
-mod web;

@@ -210,7 +210,9 @@ impl App {
             &self.running.mqtt_host,
             port,
         );
-        opts.set_keep_alive(Duration::from_secs(5));
+        // Generous: on a loaded machine a starved event loop must not miss
+        // its pings and be dropped by the broker mid-test.
+        opts.set_keep_alive(Duration::from_secs(30));
         if let Some((user, secret)) = login {
             opts.set_credentials(user, secret);
         }

@@ -2,7 +2,7 @@
 // through playwright-core, sign in, take screenshots for the README.
 //
 // The tests run against a live MaintAInPro started by the Rust launcher
-// (tests/e2e/web.rs), which passes what they need in the environment:
+// (tests/web/main.rs), which passes what they need in the environment:
 //   MP_BASE_URL              the API serving the built UI
 //   MP_ADMIN_EMAIL/PASSWORD  the demo organization's admin
 //   MP_TECH_EMAIL/PASSWORD   a technician of the same organization

@@ -8,6 +8,17 @@
 //! Needs Node.js, web/node_modules and chromium (scripts/install-deps) and a
 //! built UI (scripts/test builds it). Missing pieces fail under `CI=true`
 //! and skip the test with a notice elsewhere.
+//!
+//! A test binary of its own (sharing the e2e harness), so the browser's load
+//! never overlaps the timing-sensitive MQTT scenarios of `tests/e2e`.
+#![allow(clippy::unwrap_used)]
+// The e2e harness is shared whole; this binary uses only part of it.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+#[path = "../e2e/mosquitto.rs"]
+mod mosquitto;
+#[path = "../e2e/support.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
