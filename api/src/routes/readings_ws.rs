@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -35,7 +35,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::sensors::sensor_ids;
-use super::ws::check_origin;
+use super::ws::{check_origin, close, send, Keepalive, PING_INTERVAL};
 use crate::auth::{ws_token, AuthUser};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::Query;
@@ -43,8 +43,6 @@ use crate::state::AppState;
 
 /// How often the database is read for new readings.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Ping this often; a client that misses two pongs is dropped.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Readings read per sensor and query.
 pub const PER_SENSOR: i64 = 1000;
 /// How far back `after` may reach.
@@ -150,7 +148,7 @@ async fn stream(
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
-    let mut missed_pongs = 0u32;
+    let mut keepalive = Keepalive::default();
     loop {
         tokio::select! {
             _ = poll.tick() => {
@@ -169,19 +167,15 @@ async fn stream(
                 }
             }
             _ = ping.tick() => {
-                if missed_pongs >= 2 {
-                    close(&mut socket, 1011, "keepalive timeout").await;
+                if !keepalive.ping(&mut socket).await? {
                     return Ok(());
                 }
-                missed_pongs += 1;
-                send(&mut socket, Message::Ping(Default::default())).await?;
             }
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
-                Some(Ok(Message::Pong(_))) => missed_pongs = 0,
-                // Pings are answered by the library; anything else is ignored.
-                Some(Ok(_)) => {}
-            },
+            incoming = socket.recv() => {
+                if !keepalive.received(incoming) {
+                    return Ok(());
+                }
+            }
         }
     }
 }
@@ -219,19 +213,4 @@ async fn send_new(
             return Ok(());
         }
     }
-}
-
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ApiError> {
-    socket
-        .send(message)
-        .await
-        .map_err(|e| ApiError::Internal(format!("websocket send failed: {e}")))
 }

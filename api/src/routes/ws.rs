@@ -40,7 +40,7 @@ const CHANNEL: &str = "mp_events";
 /// Poll even without notifications this often.
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// Ping this often; a client that misses two pongs is dropped.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Events read per query.
 const BATCH: i64 = 200;
 
@@ -154,11 +154,7 @@ async fn send_or_close(
     match send_new(socket, db, org, cursor).await {
         Ok(()) => Ok(false),
         Err(_) if db.pool().is_closed() => {
-            let frame = CloseFrame {
-                code: 1001,
-                reason: Utf8Bytes::from_static("server shutting down"),
-            };
-            let _ = socket.send(Message::Close(Some(frame))).await;
+            close(socket, 1001, "server shutting down").await;
             Ok(true)
         }
         Err(e) => Err(e),
@@ -176,7 +172,7 @@ async fn stream(
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
-    let mut missed_pongs = 0u32;
+    let mut keepalive = Keepalive::default();
     let mut cursor = StreamCursor::new(after);
     if send_or_close(&mut socket, &db, org, &mut cursor).await? {
         return Ok(());
@@ -197,8 +193,7 @@ async fn stream(
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     if db.pool().is_closed() {
-                        let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("server shutting down") };
-                        let _ = socket.send(Message::Close(Some(frame))).await;
+                        close(&mut socket, 1001, "server shutting down").await;
                         return Ok(());
                     }
                     // The listener stopped (and will be restarted): re-subscribe.
@@ -210,8 +205,7 @@ async fn stream(
             },
             _ = poll.tick() => {
                 if db.pool().is_closed() {
-                    let frame = CloseFrame { code: 1001, reason: Utf8Bytes::from_static("server shutting down") };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    close(&mut socket, 1001, "server shutting down").await;
                     return Ok(());
                 }
                 if send_or_close(&mut socket, &db, org, &mut cursor).await? {
@@ -219,20 +213,15 @@ async fn stream(
                     }
             }
             _ = ping.tick() => {
-                if missed_pongs >= 2 {
-                    let frame = CloseFrame { code: 1011, reason: Utf8Bytes::from_static("keepalive timeout") };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                if !keepalive.ping(&mut socket).await? {
                     return Ok(());
                 }
-                missed_pongs += 1;
-                send(&mut socket, Message::Ping(Default::default())).await?;
             }
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
-                Some(Ok(Message::Pong(_))) => missed_pongs = 0,
-                // Pings are answered by the library; anything else is ignored.
-                Some(Ok(_)) => {}
-            },
+            incoming = socket.recv() => {
+                if !keepalive.received(incoming) {
+                    return Ok(());
+                }
+            }
         }
     }
 }
@@ -307,7 +296,50 @@ async fn send_new(
     }
 }
 
-async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ApiError> {
+/// The keepalive of a server-sent stream: a ping every [`PING_INTERVAL`],
+/// and a client that misses two pongs is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Keepalive {
+    missed_pongs: u32,
+}
+
+impl Keepalive {
+    /// On a ping tick: pings, or closes (1011) a client that stopped
+    /// answering. `Ok(false)`: the stream is over.
+    pub(crate) async fn ping(&mut self, socket: &mut WebSocket) -> Result<bool, ApiError> {
+        if self.missed_pongs >= 2 {
+            close(socket, 1011, "keepalive timeout").await;
+            return Ok(false);
+        }
+        self.missed_pongs += 1;
+        send(socket, Message::Ping(Default::default())).await?;
+        Ok(true)
+    }
+
+    /// On what the client sent: false when it left.
+    pub(crate) fn received(&mut self, incoming: Option<Result<Message, axum::Error>>) -> bool {
+        match incoming {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => false,
+            Some(Ok(Message::Pong(_))) => {
+                self.missed_pongs = 0;
+                true
+            }
+            // Pings are answered by the library; anything else is ignored.
+            Some(Ok(_)) => true,
+        }
+    }
+}
+
+/// Sends a close frame (best effort: the client may be gone).
+pub(crate) async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+pub(crate) async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ApiError> {
     socket
         .send(message)
         .await
