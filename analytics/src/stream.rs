@@ -10,35 +10,15 @@
 //! - **shift**: the mean of the last few points against the recent window,
 //!   for level shifts too small to stand out point by point.
 //!
-//! Two likelihood channels then ask, per feature, how unusual the current
-//! surprise is *for this sensor*, each with a Gaussian tail over a long,
-//! slowly forgetting history, as in Numenta's anomaly likelihood:
-//! - **magnitude**: the briefly averaged `ln(1 + z)` (z capped). Its tail
-//!   is also bounded by the *empirical* share of past points with at least
-//!   as much surprise (a decayed histogram), so a sensor whose spikes are
-//!   routine (bursty disk or network counters) stops alarming on each one;
-//!   it is further discounted for surprise no larger than the sensor's
-//!   recent record and for values seen often before;
-//! - **density**: a saturating raw score `1 − exp(−z/s)` averaged over a
-//!   longer run of points (HTM's averaged raw anomaly score). One spike
-//!   barely moves it; a burst of spikes, a denser spike train or a sustained
-//!   change of shape does — what tames spiky-but-normal series and catches
-//!   gradual changes the magnitude channel misses.
-//!
-//! The output is a weighted mean of the two channels' probabilities, each
+//! The likelihood layer then asks, per feature, how unusual the current
+//! (briefly averaged) surprise is *for this sensor*: a Gaussian tail over a
+//! long, slowly forgetting history of that feature, as in Numenta's anomaly
+//! likelihood. Heavy-tailed sensors thus calibrate themselves, and the
+//! probability means the same on every sensor. The output is
 //! `1 − tail` on a log scale (0.5 ≈ 1 in 10⁵, 1 ≈ 1 in 10¹⁰).
 //!
-//! A third, rule-like signal covers what no z-score sees: a **flat run**
-//! (identical consecutive values) longer than any the sensor has completed
-//! before is anomalous outright (probability 1) — a sensor gone quiet or
-//! stuck for longer than it ever has. Only sensors whose record run is at
-//! least `flat_record_min` points qualify, so a sensor that has never varied
-//! (or only briefly paused) never raises it.
-//!
 //! One alarm per episode: after a point at or above the threshold, the next
-//! `refractory` points are damped, and the period is held open while the
-//! undamped output stays above `hold × threshold`, so a long episode cannot
-//! flood either.
+//! `refractory` points are damped, so an episode cannot flood.
 //!
 //! No look-ahead: the detector knows nothing of a series' length or range.
 
@@ -79,41 +59,15 @@ pub struct StreamConfig {
     pub bin_sd: f64,
     /// Exponent of the discount for values seen often before: 0 = none.
     pub delta: f64,
-    /// Cap on a feature's z before the magnitude channel's `ln(1 + z)`:
-    /// beyond it every spike is equally surprising, so routine spikes of
-    /// varying height share one histogram bin and count as seen before.
-    pub surprise_cap: f64,
-    /// Weight of the empirical bound on the magnitude channel: its
-    /// probability is at most this times the log-scale share of past points
-    /// with at least as much surprise.
-    pub seen_weight: f64,
-    /// Forgetting of that histogram (weight of a new point).
-    pub seen_decay: f64,
-    /// Scale `s` of the density channel's raw score `1 − exp(−z/s)`.
-    pub density_scale: f64,
-    /// Points of raw score the density channel averages.
-    pub density_points: usize,
-    /// Forgetting of the density channel's history (weight of a new point;
-    /// plain averages until the history is `1/density_alpha` points long).
-    pub density_alpha: f64,
-    /// Weight of the magnitude channel in the output (the density channel
-    /// has the rest).
-    pub magnitude_weight: f64,
-    /// Shortest record flat run (identical consecutive values) after which a
-    /// longer run is anomalous; 0 = no flat-run check.
-    pub flat_record_min: usize,
-    /// Share of the threshold above which the undamped output holds the
-    /// refractory period open (0 = a fixed period).
-    pub hold: f64,
 }
 
 /// The threshold chosen on nab-dev for NAB's low-false-positive profile:
 /// work orders are costly, so it is the default.
-pub const THRESHOLD_LOW_FP: f64 = 0.21;
+pub const THRESHOLD_LOW_FP: f64 = 0.33;
 /// The threshold chosen on nab-dev for NAB's standard profile.
-pub const THRESHOLD_STANDARD: f64 = 0.21;
+pub const THRESHOLD_STANDARD: f64 = 0.33;
 /// The threshold chosen on nab-dev for NAB's low-false-negative profile.
-pub const THRESHOLD_LOW_FN: f64 = 0.21;
+pub const THRESHOLD_LOW_FN: f64 = 0.33;
 
 impl Default for StreamConfig {
     fn default() -> Self {
@@ -128,19 +82,10 @@ impl Default for StreamConfig {
             damp: 0.1,
             day_buckets: 288,
             days: 2,
-            gamma: 1.757,
+            gamma: 2.0,
             record_decay: 1.0 / 3000.0,
             bin_sd: 0.5,
-            delta: 1.672,
-            surprise_cap: 58.0,
-            seen_weight: 1.5,
-            seen_decay: 1.0 / 3000.0,
-            density_scale: 19.8,
-            density_points: 14,
-            density_alpha: 1.0 / 10_000.0,
-            magnitude_weight: 0.632,
-            flat_record_min: 12,
-            hold: 0.5,
+            delta: 0.5,
         }
     }
 }
@@ -148,11 +93,6 @@ impl Default for StreamConfig {
 /// Most value bins remembered; beyond it, counts are halved and empty bins
 /// forgotten (bounded memory on drifting sensors).
 const MAX_BINS: usize = 512;
-
-/// Bins of the magnitude channel's surprise histogram (width
-/// [`SEEN_BIN`] in `ln(1 + z)`; the last bin takes everything above).
-const SEEN_BINS: usize = 32;
-const SEEN_BIN: f64 = 0.25;
 
 /// Exponentially weighted mean and variance.
 #[derive(Debug, Clone, Copy, Default)]
@@ -179,51 +119,6 @@ impl Ew {
     }
 }
 
-/// A decayed histogram of one feature's smoothed surprise: how often has
-/// this sensor been at least this surprised?
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    counts: [f64; SEEN_BINS],
-}
-
-impl Default for Seen {
-    fn default() -> Self {
-        Self {
-            counts: [0.0; SEEN_BINS],
-        }
-    }
-}
-
-impl Seen {
-    fn bin(x: f64) -> usize {
-        ((x.max(0.0) / SEEN_BIN) as usize).min(SEEN_BINS - 1)
-    }
-
-    /// Share of past points at least as surprised as `x` (with half a point
-    /// of prior, so a never-seen level is rare but not impossible).
-    fn share_at_least(&self, x: f64) -> f64 {
-        let total: f64 = self.counts.iter().sum();
-        let above: f64 = self.counts[Self::bin(x)..].iter().sum();
-        (above + 0.5) / (total + 1.0)
-    }
-
-    fn push(&mut self, x: f64, decay: f64) {
-        for c in &mut self.counts {
-            *c *= 1.0 - decay;
-        }
-        self.counts[Self::bin(x)] += 1.0;
-    }
-}
-
-/// A tail probability on the output's log scale: 1 in 10¹⁰ (or rarer) → 1.
-fn log_scale(tail: f64) -> f64 {
-    (tail.max(1e-300).ln() / (1e-10f64).ln()).clamp(0.0, 1.0)
-}
-
-fn mean(q: &VecDeque<f64>) -> f64 {
-    q.iter().sum::<f64>() / q.len().max(1) as f64
-}
-
 /// Median and MAD (median absolute deviation) of a window; `scratch` is reused.
 pub(crate) fn robust(window: &VecDeque<f64>, scratch: &mut Vec<f64>) -> (f64, f64) {
     scratch.clear();
@@ -247,24 +142,15 @@ pub struct StreamDetector {
     profile: Vec<f64>,
     last_bucket_day: Vec<i64>,
     recent: VecDeque<f64>,
-    /// Magnitude channel, per feature: recent `ln(1 + z)`, their history,
-    /// record and histogram.
     raw: [VecDeque<f64>; 3],
     history: [Ew; 3],
     record: [f64; 3],
-    surprised: [Seen; 3],
-    /// Density channel, per feature: recent saturated scores and history.
-    dense: [VecDeque<f64>; 3],
-    dense_history: [Ew; 3],
     /// Counts of past values per bin (bin width fixed after warm-up).
     bins: std::collections::HashMap<i64, u32>,
     bin_width: f64,
     /// Smallest step seen between distinct values (quantization floor).
     quantum: f64,
     last_value: Option<f64>,
-    /// Length of the current flat run and the longest completed one.
-    flat_run: usize,
-    flat_record: usize,
     cooldown: usize,
     scratch: Vec<f64>,
 }
@@ -282,15 +168,10 @@ impl StreamDetector {
             raw: Default::default(),
             history: [Ew::default(); 3],
             record: [0.0; 3],
-            surprised: [Seen::default(); 3],
-            dense: Default::default(),
-            dense_history: [Ew::default(); 3],
             bins: std::collections::HashMap::new(),
             bin_width: 0.0,
             quantum: f64::INFINITY,
             last_value: None,
-            flat_run: 0,
-            flat_record: 0,
             cooldown: 0,
             scratch: Vec::with_capacity(config.window),
         }
@@ -307,22 +188,7 @@ impl StreamDetector {
         }
         let c = self.config;
         self.seen += 1;
-        // Flat run: longer than every run this sensor has completed?
-        let mut flat = 0.0;
         if let Some(last) = self.last_value {
-            if value == last {
-                self.flat_run += 1;
-                if c.flat_record_min > 0
-                    && self.flat_record >= c.flat_record_min
-                    && self.seen as usize >= c.warmup
-                    && self.flat_run == self.flat_record + 1
-                {
-                    flat = 1.0;
-                }
-            } else {
-                self.flat_record = self.flat_record.max(self.flat_run);
-                self.flat_run = 0;
-            }
             let step = (value - last).abs();
             if step > 0.0 {
                 self.quantum = self.quantum.min(step);
@@ -382,44 +248,25 @@ impl StreamDetector {
                 });
             }
         }
-        // Both channels' likelihoods, per feature; each channel keeps its
-        // most improbable feature.
-        let (mut magnitude, mut density) = (0.0f64, 0.0f64);
-        for (i, z) in feats.iter().enumerate() {
-            let Some(z) = *z else { continue };
-            // Magnitude: how unusual is the smoothed ln(1 + z) — by the
-            // Gaussian tail, but never rarer than the share of past points
-            // this surprised; discounted when the sensor has shown as much
-            // surprise lately, or this value often.
-            let f = z.min(c.surprise_cap).ln_1p();
+        // Likelihood of each feature's smoothed surprise, discounted when
+        // this sensor has shown as much surprise before.
+        let mut p = 0.0f64;
+        for (i, f) in feats.iter().enumerate() {
+            let Some(f) = f else { continue };
+            let f = f.min(1e6).ln_1p();
             push_bounded(&mut self.raw[i], f, c.smooth);
-            let avg = mean(&self.raw[i]);
+            let avg = self.raw[i].iter().sum::<f64>() / self.raw[i].len() as f64;
             if self.history[i].n as usize >= c.warmup {
-                let gaussian = log_scale(self.history[i].tail(avg));
-                let seen = log_scale(self.surprised[i].share_at_least(avg)) * c.seen_weight;
+                let tail = self.history[i].tail(avg);
+                let pi = (tail.max(1e-300).ln() / (1e-10f64).ln()).clamp(0.0, 1.0);
                 let novelty = (avg / self.record[i].max(1e-9)).min(1.0).powf(c.gamma);
-                magnitude = magnitude.max(gaussian.min(seen) * novelty * rarity);
+                p = p.max(pi * novelty * rarity);
             }
             self.history[i].push(avg, c.history_alpha);
             self.record[i] = (self.record[i] * (1.0 - c.record_decay)).max(avg);
-            self.surprised[i].push(avg, c.seen_decay);
-            // Density: the saturated score averaged over a longer run, so
-            // only a run of surprise (not one spike) stands out.
-            let s = 1.0 - (-z / c.density_scale).exp();
-            push_bounded(&mut self.dense[i], s, c.density_points);
-            let avg = mean(&self.dense[i]);
-            if self.dense_history[i].n as usize >= c.warmup {
-                density = density.max(log_scale(self.dense_history[i].tail(avg)));
-            }
-            self.dense_history[i].push(avg, c.density_alpha);
         }
-        let mut p = (c.magnitude_weight * magnitude + (1.0 - c.magnitude_weight) * density).max(flat);
         if self.cooldown > 0 {
             self.cooldown -= 1;
-            // Still in the episode: keep the period open.
-            if c.hold > 0.0 && p >= c.hold * c.threshold {
-                self.cooldown = self.cooldown.max(1);
-            }
             p *= c.damp;
         } else if p >= c.threshold {
             self.cooldown = c.refractory;
@@ -476,7 +323,6 @@ impl StreamDetector {
                 + self.last_bucket_day.capacity()
                 + self.recent.capacity()
                 + self.raw.iter().map(VecDeque::capacity).sum::<usize>()
-                + self.dense.iter().map(VecDeque::capacity).sum::<usize>()
                 + self.scratch.capacity())
             + self.bins.capacity() * (std::mem::size_of::<(i64, u32)>() + 1)
     }
